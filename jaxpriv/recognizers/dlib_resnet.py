@@ -328,7 +328,7 @@ class DlibResNet(nn.Module):
 
 
 def _expected_kinds() -> list[str]:
-    """The layer kinds of ``anet_type`` from the input outwards (as :func:`parse_dat` lists them)."""
+    """Layer kinds of ``anet_type`` from the input outwards, as :func:`parse_dat` lists them."""
     kinds = ["con_4", "affine_", "relu_", "max_pool_2"]
     block = ["con_4", "affine_", "relu_", "con_4", "affine_"]
     for _, n_plain, down in STAGES:
@@ -412,7 +412,7 @@ def _cached(path: str | None) -> tuple[Any, tuple[float, float, float]]:
 
 @register("dlib_resnet")
 def dlib_resnet(weights: str | os.PathLike[str] | None = None) -> Recognizer:
-    """dlib's ResNet (99.38 % on LFW) with the weights of ``face-recognition-models``, or ``weights``
-    (a path to another ``dlib_face_recognition_resnet_model_v1.dat``)."""
+    """dlib's ResNet (99.38 % on LFW) with the weights of ``face-recognition-models``, or
+    ``weights`` (a path to another ``dlib_face_recognition_resnet_model_v1.dat``)."""
     variables, mean = _cached(None if weights is None else str(weights))
     return Recognizer("dlib_resnet", INPUT_SIZE, THRESHOLD, variables, make_apply(mean))
