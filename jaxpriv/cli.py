@@ -1,0 +1,147 @@
+"""The ``jaxpriv`` command line.
+
+Every error a user can cause (bad file, no face, missing weights) is one line on stderr and exit
+code 2; no traceback (set ``JAXPRIV_DEBUG=1`` to see one)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from jaxpriv.errors import JaxprivError
+
+EXIT_ERROR = 2
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def _recognizer(args: argparse.Namespace):  # noqa: ANN202
+    from jaxpriv.recognizers import load_recognizer
+
+    kw = {"weights": args.weights} if args.weights else {}
+    return load_recognizer(args.recognizer, **kw)
+
+
+def _face_embedding(path: Path, rec) -> np.ndarray:  # noqa: ANN001
+    """Embedding of the largest face in the photo at ``path``."""
+    from jaxpriv.faces import extract_chips, require_one_face
+    from jaxpriv.io import load_image
+
+    image = load_image(path)
+    face = require_one_face(image, str(path))
+    chips, _ = extract_chips(image, [face], size=rec.input_size)
+    return rec.embed(chips)[0]
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Are the largest faces of two photos the same person?"""
+    if (args.image_a is None) != (args.image_b is None):
+        raise JaxprivError("verify takes two photos (or none, for the bundled samples)")
+    if args.image_a is None:
+        args.image_a, args.image_b = SAMPLES / "obama.jpg", SAMPLES / "obama2.jpg"
+        print(f"bundled samples: {args.image_a.name} vs {args.image_b.name}", file=sys.stderr)
+    rec = _recognizer(args)
+    a, b = (_face_embedding(Path(p), rec) for p in (args.image_a, args.image_b))
+    distance = float(rec.distance(a, b))
+    same = distance < rec.threshold
+    if args.json:
+        print(json.dumps({"distance": round(distance, 6), "same_person": same,
+                          "threshold": rec.threshold, "recognizer": rec.name}))
+    else:
+        verdict = "same person" if same else "different people"
+        print(f"distance {distance:.4f} ({rec.name}, threshold {rec.threshold}): {verdict}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """One embedding per photo (its largest face) into a .npy; rows follow the input order."""
+    from tqdm import tqdm
+
+    from jaxpriv.io import iter_images
+
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise JaxprivError(f"{out}: --out must end in .npy")
+    if out.exists() and not args.overwrite:
+        raise JaxprivError(f"{out}: exists (use --overwrite)")
+    paths = iter_images(args.images)
+    if not paths:
+        raise JaxprivError("no images found in the given paths")
+    rec = _recognizer(args)
+    rows, failed = [], 0
+    for path in tqdm(paths, desc="embed", unit="img", disable=len(paths) < 4):
+        try:
+            rows.append(_face_embedding(path, rec))
+        except JaxprivError as e:
+            failed += 1
+            print(f"skipped: {e}", file=sys.stderr)
+            rows.append(None)
+    dim = next((len(r) for r in rows if r is not None), 0)
+    table = np.full((len(rows), dim), np.nan, np.float32)
+    for i, r in enumerate(rows):
+        if r is not None:
+            table[i] = r
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.npy")
+    np.save(tmp, table)
+    os.replace(tmp, out)
+    names = out.with_suffix(".txt")
+    names.write_text("".join(f"{p}\n" for p in paths))
+    print(f"{len(paths) - failed} embeddings ({dim}-d) -> {out}; row order in {names}"
+          + (f"; {failed} photos without a usable face (rows are NaN)" if failed else ""))
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``jaxpriv``."""
+    p = argparse.ArgumentParser(prog="jaxpriv", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def recognizer_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--recognizer", default="dlib_resnet",
+                        help="face recognizer (dlib_resnet, facenet); default dlib_resnet")
+        sp.add_argument("--weights", default=None,
+                        help="weights file for recognizers that ship none (facenet: a .pt)")
+
+    v = sub.add_parser("verify", help="are two photos the same person?")
+    v.add_argument("image_a", nargs="?", help="default: the bundled samples/obama.jpg")
+    v.add_argument("image_b", nargs="?", help="default: the bundled samples/obama2.jpg")
+    v.add_argument("--json", action="store_true", help="print a JSON object")
+    recognizer_args(v)
+    v.set_defaults(func=cmd_verify)
+
+    e = sub.add_parser("embed", help="face embeddings of photos into a .npy")
+    e.add_argument("images", nargs="+", help="photos or folders (recursive)")
+    e.add_argument("--out", required=True, help="output .npy (rows in input order)")
+    e.add_argument("--overwrite", action="store_true")
+    recognizer_args(e)
+    e.set_defaults(func=cmd_embed)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jaxpriv`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except JaxprivError as e:
+        print(f"jaxpriv: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("jaxpriv: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line unless debugging
+        if os.environ.get("JAXPRIV_DEBUG"):
+            raise
+        print(f"jaxpriv: internal error: {type(e).__name__}: {e} "
+              "(set JAXPRIV_DEBUG=1 for a traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
