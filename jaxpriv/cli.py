@@ -97,6 +97,33 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_protect(args: argparse.Namespace) -> int:
+    """Protect every face in the given photos/folders into OUTDIR."""
+    from jaxpriv.methods import all_options, get_method
+    from jaxpriv.protect import protect_files
+
+    spec = get_method(args.method)
+    own = {o.name for o in spec.options}
+    given = {name: getattr(args, name) for name in all_options()
+             if getattr(args, name) is not None}
+    foreign = sorted(set(given) - own)
+    if foreign:
+        flags = ", ".join("--" + f.replace("_", "-") for f in foreign)
+        raise JaxprivError(f"{flags} not an option of --method {spec.name}")
+    protect = spec.make(**given)
+    summary = protect_files(args.inputs, args.out, protect, spec.name, seed=args.seed,
+                            overwrite=args.overwrite, ext=args.format)
+    for f in summary.files:
+        if f.status == "failed":
+            print(f"failed: {f.reason}", file=sys.stderr)
+        elif f.status == "no_face":
+            print(f"no face: {f.input} (written unchanged to {f.output})", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    print(f"{summary.line()} -> {args.out}")
+    return summary.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``jaxpriv``."""
     p = argparse.ArgumentParser(prog="jaxpriv", description=__doc__.splitlines()[0])
@@ -121,6 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true")
     recognizer_args(e)
     e.set_defaults(func=cmd_embed)
+
+    from jaxpriv.methods import all_options, method_names
+
+    pr = sub.add_parser("protect", help="protect the faces in photos")
+    pr.add_argument("inputs", nargs="+", help="photos or folders (recursive)")
+    pr.add_argument("-o", "--out", required=True, help="output folder (OUTDIR/<stem>.<ext>)")
+    pr.add_argument("--method", required=True, choices=method_names())
+    pr.add_argument("--seed", type=int, default=0, help="randomness (same seed, same output)")
+    pr.add_argument("--format", default=None, help="output extension (default: the input's)")
+    pr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    pr.add_argument("--json", default=None, help="write the run summary as JSON")
+    for opt in all_options().values():
+        pr.add_argument("--" + opt.name.replace("_", "-"), dest=opt.name, type=opt.type,
+                        default=None, choices=opt.choices, help=f"{opt.help} (method option)")
+    pr.set_defaults(func=cmd_protect)
     return p
 
 

@@ -1,0 +1,102 @@
+"""Registry of protection methods, shared by ``jaxpriv protect``, ``jaxpriv eval`` and the demo.
+
+A method is built from its options and returns a function
+``protect(image, faces, key) -> image``: uint8 HWC RGB in and out, ``faces`` from
+:func:`jaxpriv.faces.detect_faces`, ``key`` a ``jax.random`` key (the only source of randomness).
+Pixels outside the method's face regions must come back unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxpriv.errors import JaxprivError
+from jaxpriv.faces import Face
+
+ProtectFn = Callable[[np.ndarray, Sequence[Face], jax.Array], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """A method option: CLI flag ``--<name with dashes>``, also a sweepable eval parameter."""
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    choices: Sequence[Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """A protection method: ``build(**options) -> ProtectFn``."""
+
+    name: str
+    help: str
+    build: Callable[..., ProtectFn]
+    options: tuple[Option, ...] = ()
+
+    def defaults(self) -> dict[str, Any]:
+        return {o.name: o.default for o in self.options}
+
+    def make(self, **options: Any) -> ProtectFn:
+        """Build with defaults overridden by ``options`` (unknown names are an error)."""
+        unknown = set(options) - {o.name for o in self.options}
+        if unknown:
+            raise JaxprivError(f"method {self.name!r} has no option(s) {sorted(unknown)}; "
+                               f"options: {[o.name for o in self.options]}")
+        return self.build(**{**self.defaults(), **options})
+
+
+_METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    """Add a method to the registry (modules call this at import)."""
+    _METHODS[spec.name] = spec
+    return spec
+
+
+def method_names() -> list[str]:
+    _import_builtin()
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> MethodSpec:
+    """The registered method ``name`` or a clear error listing the available ones."""
+    _import_builtin()
+    if name not in _METHODS:
+        raise JaxprivError(f"unknown method {name!r}; available: {', '.join(sorted(_METHODS))}")
+    return _METHODS[name]
+
+
+def all_options() -> dict[str, Option]:
+    """Every option of every method by name (for the CLI; names are shared where they mean the
+    same thing, e.g. ``epsilon``)."""
+    _import_builtin()
+    out: dict[str, Option] = {}
+    for spec in _METHODS.values():
+        for o in spec.options:
+            out.setdefault(o.name, o)
+    return out
+
+
+def _import_builtin() -> None:
+    from jaxpriv import baselines  # noqa: F401
+
+
+def none_method() -> ProtectFn:
+    """The identity: for baselines of evaluation (clean numbers through the same pipeline)."""
+
+    def protect(image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
+        return image.copy()
+
+    return protect
+
+
+register_method(MethodSpec("none", "no change (clean reference)", none_method))

@@ -1,0 +1,97 @@
+"""`jaxpriv protect` with the baselines: region-only changes, naming, summaries, determinism."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxpriv.baselines import dppix, dppix_scale, face_region
+from jaxpriv.faces import Face, detect_faces
+from jaxpriv.io import load_image
+from jaxpriv.methods import get_method, method_names
+
+from .conftest import SAMPLES
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jaxpriv.cli", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("method", ["blur", "mosaic", "solid", "dppix"])
+def test_only_face_regions_change(method: str) -> None:
+    image = load_image(SAMPLES / "two_people.jpg")
+    faces = detect_faces(image)
+    assert len(faces) == 2
+    out = get_method(method).make()(image, faces, jax.random.key(0))
+    inside = np.zeros(image.shape[:2], bool)
+    for f in faces:
+        y0, y1, x0, x1 = face_region(f, image.shape, 0.25)
+        inside[y0:y1, x0:x1] = True
+    changed = np.any(out != image, axis=-1)
+    assert changed[inside].mean() > 0.3  # the faces really changed
+    assert not changed[~inside].any()  # nothing else did
+
+
+def test_dppix_laplace_scale() -> None:
+    """On a flat grey region the output minus the grey level is the Laplace noise itself."""
+    image = np.full((400, 400, 3), 128, np.uint8)
+    face = Face((100.0, 100.0, 299.0, 299.0), np.zeros((5, 2)))
+    cell, m, eps = 4, 1, 20.0  # scale 255/(16·20) ≈ 0.8: no clipping at 128
+    out = dppix(cell=cell, m=m, epsilon=eps, margin=0.0)(image, [face], jax.random.key(1))
+    noise = out[100:300:cell, 100:300:cell].astype(float) - 128  # one value per cell
+    scale = dppix_scale(cell, m, eps)
+    assert scale == pytest.approx(255 / (16 * 20))
+    # E|Laplace(b)| = b; values are rounded to integers, which adds ≈ 1/12 variance only
+    assert np.abs(noise).mean() == pytest.approx(scale, rel=0.1)
+    assert noise.var() == pytest.approx(2 * scale**2 + 1 / 12, rel=0.15)
+
+
+def test_cli_protect_folder(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(SAMPLES / "obama.jpg", src / "obama.jpg")
+    shutil.copy(SAMPLES / "biden.jpg", src / "sub" / "biden.jpg")
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(src / "grass.png")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    out = tmp_path / "out"
+    res = run("protect", "--method", "blur", str(src), "-o", str(out), "--json",
+              str(tmp_path / "r.json"))
+    assert res.returncode == 1  # one file failed, the rest went on
+    assert "2 protected, 1 without a face (written unchanged), 1 failed" in res.stdout
+    assert "broken.jpg" in res.stderr and "Traceback" not in res.stderr
+    assert (out / "obama.jpg").is_file() and (out / "sub" / "biden.jpg").is_file()
+    np.testing.assert_array_equal(load_image(out / "grass.png"), load_image(src / "grass.png"))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["protected"], report["no_face"], report["failed"]) == (2, 1, 1)
+    assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before
+    again = run("protect", "--method", "blur", str(src / "obama.jpg"), "-o", str(out))
+    assert again.returncode == 1 and "exists (use --overwrite)" in again.stderr
+
+
+def test_cli_same_seed_same_bytes(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        res = run("protect", "--method", "dppix", str(SAMPLES / "obama.jpg"), "-o",
+                  str(tmp_path / name), "--seed", "7", "--format", "png")
+        assert res.returncode == 0, res.stderr
+    png = {d: (tmp_path / d / "obama.png").read_bytes() for d in ("a", "b")}
+    assert png["a"] == png["b"]
+    res = run("protect", "--method", "dppix", str(SAMPLES / "obama.jpg"), "-o",
+              str(tmp_path / "c"), "--seed", "8", "--format", "png")
+    assert (tmp_path / "c" / "obama.png").read_bytes() != png["a"]
+
+
+def test_cli_option_errors(tmp_path: Path) -> None:
+    res = run("protect", "--method", "mosaic", "--epsilon", "1", str(SAMPLES / "obama.jpg"),
+              "-o", str(tmp_path))
+    assert res.returncode == 2 and "--epsilon not an option of --method mosaic" in res.stderr
+    assert {"none", "blur", "mosaic", "solid", "dppix"} <= set(method_names())
