@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from .conftest import SAMPLES
+from .test_io import _bomb_png
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -47,6 +48,8 @@ def test_verify_defaults_to_bundled_samples() -> None:
         (lambda d: d.joinpath("trunc.jpg").write_bytes((SAMPLES / "obama.jpg").read_bytes()[:5000]),
          "trunc.jpg: truncated"),
         (lambda d: None, "missing.jpg: no such file"),
+        (lambda d: d.joinpath("bomb.png").write_bytes(_bomb_png(20000, 20000)),
+         "bomb.png: image too large"),
     ],
 )
 def test_bad_inputs_one_line_exit_2(tmp_path: Path, make, message: str) -> None:
