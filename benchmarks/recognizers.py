@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 GLINT = ROOT.parent / "shared" / "data" / "faces" / "glint"
 PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg")
 BIG_BATCH = 64
-QUICK_BATCH = 16
-QUICK_SINGLE = 8
+QUICK_BATCH = 8
+QUICK_SINGLE = 4
 
 
 @dataclass
@@ -50,6 +50,11 @@ class Row:
     @property
     def ms_per_face(self) -> float:
         return 1000.0 * statistics.median(self.seconds) / self.faces
+
+    @property
+    def spread(self) -> float:
+        """(slowest − fastest round) / median round: how noisy this row was."""
+        return (max(self.seconds) - min(self.seconds)) / statistics.median(self.seconds)
 
     @property
     def cores_busy(self) -> float:
@@ -235,17 +240,18 @@ def report(info: dict[str, Any], rows: list[Row]) -> str:
         f"round; {info['repeats']} interleaved rounds, median",
         "",
         f"{'implementation':<42} {'batch':>5} {'faces/s':>8} {'ms/face':>8} "
-        f"{'vs dlib b1':>10} {'cores':>5} {'max|d-dlib|':>11}",
-        "-" * 95,
+        f"{'vs dlib b1':>10} {'spread':>6} {'cores':>5} {'max|d-dlib|':>11}",
+        "-" * 102,
     ]
     for r in rows:
         lines.append(f"{r.implementation:<42} {r.batch:>5} {r.faces_per_s:>8.1f} "
                      f"{r.ms_per_face:>8.2f} {r.faces_per_s / base:>9.2f}x "
-                     f"{r.cores_busy:>5.2f} {r.max_abs_vs_dlib:>11.1e}")
+                     f"{r.spread:>6.0%} {r.cores_busy:>5.2f} {r.max_abs_vs_dlib:>11.1e}")
     lines += [
         "",
-        "vs dlib b1 = faces/s / faces/s of dlib-bin at batch 1 (same run); cores = process CPU "
-        "time / wall time;",
+        "vs dlib b1 = faces/s / faces/s of dlib-bin at batch 1 (same run); spread = (slowest - "
+        "fastest round) / median;",
+        "cores = process CPU time / wall time (below 1: other processes took CPU from this one);",
         f"max|d-dlib| = max |descriptor - dlib-bin batch 1| over the first "
         f"{min(info['single_faces'], info['unique_chips'])} unique chips.",
         f"max |JAX - dlib| over those chips: {jax_err:.2e}",
@@ -280,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         base = rows[0].faces_per_s
         results = [{**asdict(r), "faces_per_s": r.faces_per_s, "ms_per_face": r.ms_per_face,
-                    "ratio_vs_dlib_batch1": r.faces_per_s / base, "cores_busy": r.cores_busy}
+                    "ratio_vs_dlib_batch1": r.faces_per_s / base, "spread": r.spread,
+                    "cores_busy": r.cores_busy}
                    for r in rows]
         args.json.write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
     return 0
