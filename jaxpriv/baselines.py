@@ -1,4 +1,5 @@
-"""Baseline protections of a face region: blur, mosaic, solid fill and DP-Pix.
+"""Baseline protections of a face region: blur, mosaic, solid fill and DP-Pix; and a
+feature-space cloak (Fawkes-like) of the aligned chip.
 
 Each works on the face's *region*: the detector box grown by ``margin`` of its size on every side
 (dlib's box stops at the eyebrows; the margin takes in forehead and hair) and clipped to the
@@ -7,12 +8,18 @@ image. Pixels outside the regions are unchanged. Images are uint8 HWC RGB.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import cv2
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
+from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
 
@@ -117,3 +124,180 @@ register_method(MethodSpec("dppix", "DP-Pix: pixelation + Laplace noise (Fan 201
     Option("cell", int, 8, "cell size b in pixels"),
     Option("m", int, 16, "pixels that may differ between neighbouring images"),
     Option("epsilon", float, 0.5, "privacy budget ε"), MARGIN)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Feature-space cloak (in the manner of Fawkes, Shan et al. 2020)
+
+CLOAK_PRESETS: dict[str, float] = {"low": 0.004, "mid": 0.012, "high": 0.017}
+"""DSSIM budgets of the cloak presets (Fawkes' low / mid / high)."""
+
+CLOAK_LR = 2.0 / 255.0  # Adam step in [0, 1] pixel units; 10 steps nearly saturate (see docs)
+_SAMPLES = Path(__file__).parent / "samples"
+
+
+def dssim_jax(x: jax.Array, y: jax.Array) -> jax.Array:
+    """Structural dissimilarity (1 − SSIM) / 2 of float images ``(..., H, W, C)`` in [0, 1]."""
+    from jaxpriv.metrics import ssim_jax
+
+    return (1.0 - ssim_jax(x, y, 1.0)) / 2.0
+
+
+def dssim(protected: np.ndarray, original: np.ndarray) -> float:
+    """(1 − SSIM) / 2 of two uint8 images, SSIM from :func:`jaxpriv.metrics.ssim`."""
+    from jaxpriv.metrics import ssim
+
+    return (1.0 - ssim(protected, original)) / 2.0
+
+
+@functools.lru_cache(maxsize=4)
+def cloak_targets(recognizer: str = "dlib_resnet") -> np.ndarray:
+    """Candidate target embeddings ``(K, D)``: every face of the bundled sample photos
+    (``jaxpriv/samples/*.jpg``, two public figures), embedded by ``recognizer``."""
+    from jaxpriv.faces import extract_chips
+    from jaxpriv.io import load_image
+
+    rec = _recognizer(recognizer)
+    chips = [c for p in sorted(_SAMPLES.glob("*.jpg"))
+             for c in extract_chips(load_image(p), size=rec.input_size)[0]]
+    return rec.embed(np.stack(chips))
+
+
+@functools.lru_cache(maxsize=2)
+def _recognizer(name: str) -> Any:
+    from jaxpriv.recognizers import load_recognizer
+
+    return load_recognizer(name)
+
+
+@functools.lru_cache(maxsize=8)
+def _cloak_attack(recognizer: str, steps: int) -> Callable:
+    """jit of ``(x0 (N,S,S,3) in [0,1], target (N,D), budget) → x (N,S,S,3)``."""
+    import optax
+
+    rec = _recognizer(recognizer)
+
+    def shrink(x0: jax.Array, delta: jax.Array, budget: jax.Array) -> jax.Array:
+        # DSSIM grows ~ quadratically with the scale of a small perturbation
+        d = dssim_jax(x0 + delta, x0)
+        a = jnp.where(d > budget, jnp.sqrt(budget / jnp.maximum(d, 1e-12)) * 0.99, 1.0)
+        return a[:, None, None, None] * delta
+
+    def attack(params: Any, x0: jax.Array, target: jax.Array, budget: jax.Array) -> jax.Array:
+        opt = optax.adam(CLOAK_LR)
+
+        def loss(delta: jax.Array) -> jax.Array:
+            e = rec.apply(params, x0 + delta)
+            return jnp.sum(jnp.square(e - target))
+
+        def step(carry: tuple, _: None) -> tuple:
+            delta, state = carry
+            updates, state = opt.update(jax.grad(loss)(delta), state)
+            delta = jnp.clip(x0 + optax.apply_updates(delta, updates), 0.0, 1.0) - x0
+            return (shrink(x0, delta, budget), state), None
+
+        delta = jnp.zeros_like(x0)
+        (delta, _), _ = lax.scan(step, (delta, opt.init(delta)), None, length=steps)
+        for _ in range(3):
+            delta = shrink(x0, delta, budget)
+        return x0 + delta
+
+    jitted = jax.jit(attack)
+    return lambda x0, target, budget: jitted(rec.params, x0, target, budget)
+
+
+def _paste_window(image: np.ndarray, chip: np.ndarray, edited: np.ndarray,
+                  transform: np.ndarray) -> np.ndarray:
+    """:func:`jaxpriv.faces.paste_chip` restricted to the chip's footprint (same pixels, much
+    less work on large photos)."""
+    from jaxpriv.faces import paste_chip
+
+    s = chip.shape[0] - 1
+    corners = np.array([[0, 0, 1], [s, 0, 1], [0, s, 1], [s, s, 1]], np.float64) @ transform.T
+    h, w = image.shape[:2]
+    x0, y0 = (max(int(np.floor(v)) - 2, 0) for v in corners.min(0))
+    x1, y1 = min(int(np.ceil(corners[:, 0].max())) + 3, w), min(int(np.ceil(corners[:, 1].max()))
+                                                                 + 3, h)
+    out = image.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    shifted = transform - np.array([[0, 0, x0], [0, 0, y0]], np.float64)
+    out[y0:y1, x0:x1] = paste_chip(image[y0:y1, x0:x1], edited, shifted, reference=chip)
+    return out
+
+
+def _fit_budget(image: np.ndarray, face: Face, chip: np.ndarray, delta: np.ndarray,
+                transform: np.ndarray, budget: float, iters: int = 6) -> np.ndarray:
+    """Paste ``chip + α·delta`` with the largest α ∈ [0, 2] (bisection) whose chip, cut again
+    from the pasted image at the clean geometry, stays within ``budget`` DSSIM."""
+    from jaxpriv.faces import extract_chips
+
+    ref = chip.astype(np.float32)
+
+    def paste(alpha: float) -> tuple[np.ndarray, float]:
+        out = _paste_window(image, chip, ref + alpha * delta, transform)
+        again, _ = extract_chips(out, [face], size=chip.shape[0])
+        return out, dssim(again[0], chip)
+
+    out, d = paste(1.0)
+    if d <= budget:
+        lo, hi, best = 1.0, 2.0, out
+        top, d_top = paste(2.0)
+        if d_top <= budget:
+            return top
+    else:
+        lo, hi, best = 0.0, 1.0, image.copy()
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        out, d = paste(mid)
+        if d <= budget:
+            lo, best = mid, out
+        else:
+            hi = mid
+    return best
+
+
+def cloak(preset: str = "mid", steps: int = 10) -> ProtectFn:
+    """Feature-space cloak in the manner of Fawkes (Shan et al. 2020), white-box on dlib's ResNet.
+
+    Per face: the dlib-aligned 150×150 chip x₀ (float [0, 1]) takes ``steps`` Adam steps
+    (jitted ``lax.scan`` through ``rec.apply``) minimising ‖f(x) − f(target)‖², each followed by
+    a clip to [0, 1] and a shrink of δ = x − x₀ back inside the DSSIM budget of ``preset``
+    (low/mid/high = 0.004/0.012/0.017; DSSIM = (1 − SSIM)/2, :func:`jaxpriv.metrics.ssim_jax`).
+    Target: of the bundled sample faces (:func:`cloak_targets`, no network data), the one whose
+    embedding is farthest from the face's own (Fawkes picks the farthest of a few candidate
+    identities). δ is pasted back with :func:`jaxpriv.faces.paste_chip`, scaled (bisection) so the
+    chip cut again from the result is within the budget, measured with
+    :func:`jaxpriv.metrics.ssim` on uint8: the budget holds for what a recognizer sees."""
+    if preset not in CLOAK_PRESETS:
+        raise JaxprivError(f"unknown cloak preset {preset!r}; choose from {list(CLOAK_PRESETS)}")
+    if steps < 0:
+        raise JaxprivError(f"steps must be >= 0, got {steps}")
+    from jaxpriv.faces import extract_chips
+
+    budget = CLOAK_PRESETS[preset]
+    rec = _recognizer("dlib_resnet")
+    targets = cloak_targets(rec.name)
+    attack = _cloak_attack(rec.name, steps)
+
+    def protect(image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
+        out = image.copy()
+        for face in faces:
+            chips, transforms = extract_chips(out, [face], size=rec.input_size)
+            chip = chips[0]
+            own = rec.embed(chips)[0]
+            target = targets[int(np.argmax(np.linalg.norm(targets - own, axis=-1)))]
+            x0 = jnp.asarray(chip[None], jnp.float32) / 255.0
+            x = np.asarray(attack(x0, jnp.asarray(target[None]), budget))[0]
+            delta = x * 255.0 - chip.astype(np.float32)
+            out = _fit_budget(out, face, chip, delta, transforms[0], budget)
+        return out
+
+    return protect
+
+
+register_method(MethodSpec("cloak", "feature-space cloak toward a far identity (Fawkes-like)",
+                           cloak, (
+    Option("preset", str, "mid", "DSSIM budget: low 0.004, mid 0.012, high 0.017",
+           choices=tuple(CLOAK_PRESETS)),
+    Option("steps", int, 10, "Adam steps of the attack"))))

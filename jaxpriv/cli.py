@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxpriv.demo import add_demo_parser
 from jaxpriv.errors import JaxprivError
+from jaxpriv.eval import add_eval_parser
 
 EXIT_ERROR = 2
 SAMPLES = Path(__file__).parent / "samples"
@@ -110,18 +112,143 @@ def cmd_protect(args: argparse.Namespace) -> int:
     if foreign:
         flags = ", ".join("--" + f.replace("_", "-") for f in foreign)
         raise JaxprivError(f"{flags} not an option of --method {spec.name}")
+    if spec.name == "mask":
+        return protect_mask(args, given)
     protect = spec.make(**given)
-    summary = protect_files(args.inputs, args.out, protect, spec.name, seed=args.seed,
-                            overwrite=args.overwrite, ext=args.format)
+    inputs, video_options = _video_inputs(args)
+    summary = protect_files(inputs, args.out, protect, spec.name, seed=args.seed,
+                            overwrite=args.overwrite, ext=args.format,
+                            video_options=video_options, plates=_plate_source(args))
     for f in summary.files:
         if f.status == "failed":
             print(f"failed: {f.reason}", file=sys.stderr)
         elif f.status == "no_face":
             print(f"no face: {f.input} (written unchanged to {f.output})", file=sys.stderr)
+        if f.video:
+            _print_video(f.input, f.video)
     if args.json:
         Path(args.json).write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
     print(f"{summary.line()} -> {args.out}")
     return summary.exit_code
+
+
+# ---- licence plates (jaxpriv.deid.plates) ----
+
+
+def _plate_args(pr: argparse.ArgumentParser) -> None:
+    g = pr.add_argument_group("licence plates (paper 001: DP synthetic plates)")
+    g.add_argument("--plates", default=None, metavar="ccpd-names|FILE.json",
+                   help="also replace licence plates, annotated by CCPD file names or a JSON "
+                        'list of {"image", "corners" (TL,TR,BR,BL), "text"}')
+    g.add_argument("--plate-epsilon", type=float, default=None,
+                   help="Laplace ε per plate character code (Δf = 1); default 1")
+
+
+def _plate_source(args: argparse.Namespace):  # noqa: ANN202
+    if args.plates is None:
+        if args.plate_epsilon is not None:
+            raise JaxprivError("--plate-epsilon needs --plates")
+        return None
+    from jaxpriv.deid.plates import plate_source
+
+    eps = 1.0 if args.plate_epsilon is None else args.plate_epsilon
+    return plate_source(args.plates, epsilon=eps)
+
+
+# ---- videos and live streams (jaxpriv.video) ----
+
+
+def _video_args(pr: argparse.ArgumentParser) -> None:
+    g = pr.add_argument_group("videos and live streams (.mp4 .mov .mkv .avi .webm .m4v, URLs)")
+    g.add_argument("--camera", type=int, default=None, metavar="INDEX",
+                   help="record live camera INDEX (headless) to OUTDIR/cameraINDEX.mp4; "
+                        "Ctrl-C or --end stops")
+    g.add_argument("--start", type=float, default=None, help="seconds: skip the video before")
+    g.add_argument("--end", type=float, default=None,
+                   help="seconds: stop the video here (live: after this long)")
+    g.add_argument("--detect-every", type=int, default=1, metavar="N",
+                   help="detect faces on every N-th frame, track in between (default 1)")
+    g.add_argument("--detect-scale", type=float, default=None, metavar="S",
+                   help="detect on frames resized by S (default: short side down to 360 px)")
+    g.add_argument("--max-gap", type=int, default=5, metavar="FRAMES",
+                   help="keep protecting a face the detector misses for this long (default 5)")
+    g.add_argument("--frame-batch", type=int, default=8, metavar="N",
+                   help="frames per call for methods that batch (default 8)")
+    g.add_argument("--codec", default=None, help="video encoder (default libx264)")
+    g.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (18)")
+
+
+def _video_inputs(args: argparse.Namespace) -> tuple[list[str], object]:
+    from jaxpriv.video import VideoOptions, camera_source
+
+    inputs = list(args.inputs) + ([camera_source(args.camera)] if args.camera is not None else [])
+    if not inputs:
+        raise JaxprivError("give photos, videos, folders, a stream URL or --camera INDEX")
+    return inputs, VideoOptions(
+        detect_every=args.detect_every, detect_scale=args.detect_scale, max_gap=args.max_gap,
+        start=args.start, end=args.end, batch=args.frame_batch, codec=args.codec, crf=args.crf,
+        progress=sys.stderr.isatty())
+
+
+def _print_video(name: str, v: dict) -> None:
+    print(f"{name}: {v['frames']} frames ({v['width']}x{v['height']}, {v['fps']:.3g} fps, "
+          f"audio: {v['audio']}), {v['tracks']} face tracks, {v['bridged']} faces bridged, "
+          f"{v['frames'] / max(v['seconds'], 1e-9):.1f} frames/s"
+          + (" (stopped by Ctrl-C)" if v["interrupted"] else ""), file=sys.stderr)
+
+
+# --- reversible mask template (paper 004): its own path, since it needs a password and writes
+# --- a sealed key file per output; see jaxpriv/masktpl/xor.py.
+
+
+def protect_mask(args: argparse.Namespace, given: dict) -> int:
+    """``protect --method mask``: OUT/<stem>.png + OUT/<stem>.png.jpkey per photo."""
+    from jaxpriv.io import ensure_not_input
+    from jaxpriv.masktpl.keys import read_password
+    from jaxpriv.masktpl.method import DEFAULT_BITS
+    from jaxpriv.masktpl.model import load_model
+    from jaxpriv.masktpl.xor import protect_file
+    from jaxpriv.protect import plan_outputs
+
+    if args.format is not None and args.format.lower().lstrip(".") != "png":
+        raise JaxprivError(f"--format {args.format}: --method mask writes PNG only (lossless); "
+                           "a lossy format would destroy the bits needed to restore")
+    pairs = plan_outputs(args.inputs, Path(args.out), "png")
+    if not pairs:
+        raise JaxprivError("no images found in the given paths")
+    password = read_password(given.get("password_file"), confirm=True)
+    model = load_model()
+    done = failed = 0
+    for path, out in pairs:
+        try:
+            ensure_not_input(out, [p for p, _ in pairs])
+            res = protect_file(path, out, password, given.get("bits", DEFAULT_BITS), model,
+                               overwrite=args.overwrite)
+            done += 1
+            if not res.faces:
+                print(f"no face: {path} (written unchanged to {out})", file=sys.stderr)
+        except JaxprivError as e:
+            failed += 1
+            print(f"failed: {e}", file=sys.stderr)
+    print(f"{done} protected (key files beside them: <name>.png.jpkey), {failed} failed "
+          f"-> {args.out}")
+    return 1 if failed else 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``restore``: protected PNG + key file + password → the original pixels in OUT/<stem>.png.
+    Any mismatch (password, key, edited image) is an error and nothing is written."""
+    from jaxpriv.masktpl.keys import read_password
+    from jaxpriv.masktpl.xor import restore_file
+
+    if args.key is not None and len(args.inputs) != 1:
+        raise JaxprivError("--key applies to a single protected image")
+    password = read_password(args.password_file)
+    for path in map(Path, args.inputs):
+        out = restore_file(path, Path(args.out) / f"{path.stem}.png", password, args.key,
+                           overwrite=args.overwrite)
+        print(f"restored {path} -> {out}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,18 +278,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     from jaxpriv.methods import all_options, method_names
 
-    pr = sub.add_parser("protect", help="protect the faces in photos")
-    pr.add_argument("inputs", nargs="+", help="photos or folders (recursive)")
+    pr = sub.add_parser("protect", help="protect the faces in photos and videos")
+    pr.add_argument("inputs", nargs="*", help="photos, videos, folders (recursive), stream URLs")
     pr.add_argument("-o", "--out", required=True, help="output folder (OUTDIR/<stem>.<ext>)")
     pr.add_argument("--method", required=True, choices=method_names())
     pr.add_argument("--seed", type=int, default=0, help="randomness (same seed, same output)")
     pr.add_argument("--format", default=None, help="output extension (default: the input's)")
     pr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     pr.add_argument("--json", default=None, help="write the run summary as JSON")
+    _video_args(pr)
+    _plate_args(pr)
     for opt in all_options().values():
         pr.add_argument("--" + opt.name.replace("_", "-"), dest=opt.name, type=opt.type,
                         default=None, choices=opt.choices, help=f"{opt.help} (method option)")
     pr.set_defaults(func=cmd_protect)
+
+    rs = sub.add_parser("restore", help="restore photos protected with --method mask")
+    rs.add_argument("inputs", nargs="+", help="protected PNG(s)")
+    rs.add_argument("-o", "--out", required=True, help="output folder (OUTDIR/<stem>.png)")
+    rs.add_argument("--key", default=None, help="key file (default: <protected>.jpkey)")
+    rs.add_argument("--password-file", default=None, help="file whose first line is the password "
+                    "(default: prompt, if stdin is a terminal)")
+    rs.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    rs.set_defaults(func=cmd_restore)
+    add_eval_parser(sub)
+    add_demo_parser(sub)
     return p
 
 

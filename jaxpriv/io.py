@@ -51,6 +51,9 @@ IMAGE_EXTENSIONS = frozenset(
 )  # fmt: skip
 """File extensions (lower case) that ``iter_images`` picks up inside folders."""
 
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
+"""Video file extensions (lower case) that ``iter_media`` also picks up inside folders."""
+
 OUTPUT_FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -222,12 +225,21 @@ def iter_images(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     files and folders; each folder's files come sorted. Duplicates are dropped, order is kept.
     A missing path raises ``JaxprivError``; an empty folder contributes nothing.
     """
+    return _iter_files(paths, IMAGE_EXTENSIONS)
+
+
+def iter_media(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    """Like ``iter_images``, but folders also yield videos (``VIDEO_EXTENSIONS``)."""
+    return _iter_files(paths, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+
+
+def _iter_files(paths: PathLike | Iterable[PathLike], extensions: frozenset[str]) -> list[Path]:
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(_walk_images(p), key=lambda q: q.parts))
+            found.extend(sorted(_walk_files(p, extensions), key=lambda q: q.parts))
         elif p.exists():
             found.append(p)
         else:
@@ -245,11 +257,11 @@ def iter_images(paths: PathLike | Iterable[PathLike]) -> list[Path]:
 # --------------------------------------------------------------------------- helpers
 
 
-def _walk_images(root: Path) -> Iterator[Path]:
+def _walk_files(root: Path, extensions: frozenset[str]) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for fn in filenames:
-            if not fn.startswith(".") and Path(fn).suffix.lower() in IMAGE_EXTENSIONS:
+            if not fn.startswith(".") and Path(fn).suffix.lower() in extensions:
                 yield Path(dirpath) / fn
 
 

@@ -88,6 +88,9 @@ def all_options() -> dict[str, Option]:
 
 def _import_builtin() -> None:
     from jaxpriv import baselines  # noqa: F401
+    from jaxpriv.deid import method as _deid  # noqa: F401
+    from jaxpriv.masktpl import method as _mask  # noqa: F401
+    from jaxpriv.smna import method  # noqa: F401
 
 
 def none_method() -> ProtectFn:

@@ -98,6 +98,32 @@ def paste_chip(
     return out.astype(np.uint8)
 
 
+def photo_from_aligned_crop(
+    crop: np.ndarray, border: float = 0.25, scale: int = 3
+) -> tuple[np.ndarray, Face]:
+    """A "photo" made from one pre-aligned face crop (e.g. a 112×112 ArcFace-style crop), and its
+    face.
+
+    The uint8 RGB crop is zero-padded by ``border``·max(H, W) on every side and upsampled
+    ×``scale`` (bilinear): dlib's HOG detector needs context and ≥ 80 px faces. The face is the
+    detection (``upsample=0``) nearest the photo's centre; if there is none, dlib's 5-point
+    predictor runs on the crop's own square (the face fills it by construction).
+    Returns the uint8 photo ``(scale·(H+2p), scale·(W+2p), 3)`` and its :class:`Face`."""
+    crop = check_image(crop)
+    h, w = crop.shape[:2]
+    pad = int(round(border * max(h, w)))
+    big = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    big = cv2.resize(big, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    faces = detect_faces(big, upsample=0)
+    if faces:
+        centre = np.array(big.shape[1::-1]) / 2
+        face = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - centre))
+    else:
+        box = (pad * scale, pad * scale, (pad + w) * scale - 1, (pad + h) * scale - 1)
+        face = Face(box, landmarks_in_box(big, box))
+    return big, face
+
+
 def chips_from_aligned_crops(
     crops: np.ndarray,
     size: int = CHIP_SIZE,
@@ -107,27 +133,16 @@ def chips_from_aligned_crops(
 ) -> np.ndarray:
     """dlib chips from pre-aligned face crops (e.g. 112×112 ArcFace-style crops).
 
-    Each crop is zero-padded by ``border``·width on every side and upsampled ×``scale`` (dlib's
-    HOG detector needs context and ≥ 80 px faces), then dlib's detector + 5-point predictor run
-    on it as on any photo. If the detector finds nothing, the predictor runs on the crop's own
-    square (the face fills it by construction). Returns uint8 ``(N, size, size, 3)``."""
+    Each crop becomes a photo by :func:`photo_from_aligned_crop` (zero-padded by
+    ``border``·width, upsampled ×``scale``, dlib's detector + 5-point predictor, or the
+    predictor on the crop's own square if the detector finds nothing); the chip is cut from it
+    as from any photo. Returns uint8 ``(N, size, size, 3)``."""
     crops = np.asarray(crops)
     if crops.ndim == 3:
         crops = crops[None]
     out = np.zeros((len(crops), size, size, 3), np.uint8)
     for i, crop in enumerate(crops):
-        crop = check_image(crop)
-        h, w = crop.shape[:2]
-        pad = int(round(border * max(h, w)))
-        big = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
-        big = cv2.resize(big, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        faces = detect_faces(big, upsample=0)
-        if faces:
-            centre = np.array(big.shape[1::-1]) / 2
-            face = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - centre))
-        else:
-            box = (pad * scale, pad * scale, (pad + w) * scale - 1, (pad + h) * scale - 1)
-            face = Face(box, landmarks_in_box(big, box))
+        big, face = photo_from_aligned_crop(crop, border, scale)
         chip, _ = extract_chips(big, [face], size, padding)
         out[i] = chip[0]
     return out

@@ -416,3 +416,27 @@ def dlib_resnet(weights: str | os.PathLike[str] | None = None) -> Recognizer:
     ``weights`` (a path to another ``dlib_face_recognition_resnet_model_v1.dat``)."""
     variables, mean = _cached(None if weights is None else str(weights))
     return Recognizer("dlib_resnet", INPUT_SIZE, THRESHOLD, variables, make_apply(mean))
+
+
+def feature_extractor(
+    layers: Sequence[str], weights: str | os.PathLike[str] | None = None
+) -> tuple[Any, Any]:
+    """``(variables, features)`` where ``features(variables, x01)`` returns ``({layer: NHWC
+    activation}, embedding)`` for chips in [0, 1]: the outputs of the named top-level
+    sub-modules of :class:`DlibResNet` (``affine0``, ``block0`` … ``block13``, ``fc``), taken with
+    Flax's ``capture_intermediates`` (the network itself is unchanged). Used as a perceptual
+    feature network where VGG weights are unavailable (paper 001 eq. 19)."""
+    variables, mean = _cached(None if weights is None else str(weights))
+    mean_arr = jnp.asarray(mean, jnp.float32)
+    wanted = frozenset(layers)
+    model = DlibResNet()
+
+    def features(variables: Any, x: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
+        emb, state = model.apply(
+            variables, (x * 255.0 - mean_arr) / 256.0,
+            capture_intermediates=lambda mdl, method: method == "__call__" and mdl.name in wanted,
+            mutable=["intermediates"])
+        inter = state["intermediates"]
+        return {name: inter[name]["__call__"][0] for name in layers}, emb
+
+    return variables, features

@@ -1,0 +1,171 @@
+"""Run every benchmark in ``benchmarks/`` and print one table of the ratios each measured.
+
+Each benchmark runs in its own process (``--quick`` unless ``--full``; ``--json`` into a temporary
+file); ratios are read from its JSON: a top-level ``ratios`` mapping, and row fields named
+``ratio*``; rows with only a throughput (``fps``, ``*_per_s``) get a ratio to the
+benchmark's first row. Ratios measured within one run are what to quote: absolute speeds move
+with the machine's load.
+
+Run ``python benchmarks/run_all.py [--full] [--only peers,recognizers] [--json OUT.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+NAME_KEYS = ("implementation", "case", "name", "configuration", "method")
+THROUGHPUT_KEYS = ("faces_per_s", "photos_per_s", "images_per_s", "queries_per_s", "fps")
+
+
+def benchmarks(only: list[str] | None = None) -> list[Path]:
+    """Benchmark scripts beside this file (not this file, not private modules)."""
+    found = sorted(p for p in HERE.glob("*.py")
+                   if p.name != Path(__file__).name and not p.name.startswith("_"))
+    if only:
+        found = [p for p in found if p.stem in only]
+    return found
+
+
+def supports(script: Path, flag: str) -> bool:
+    """Does ``script --help`` mention ``flag``?"""
+    res = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
+                         timeout=300, cwd=HERE.parent)
+    return flag in res.stdout
+
+
+def machine() -> str:
+    """CPU model, cores, load average, Python and JAX versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import jax
+
+        jx = f"jax {jax.__version__} ({jax.default_backend()})"
+    except ImportError:
+        jx = "jax not installed"
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
+    return f"{cpu}, {os.cpu_count()} cores, load {load}; python {platform.python_version()}, {jx}"
+
+
+def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    for key in ("results", "rows"):
+        rows = data.get(key)
+        if isinstance(rows, list):
+            return [r for r in rows if isinstance(r, dict)]
+        if isinstance(rows, dict):
+            return [{"name": k, **v} for k, v in rows.items() if isinstance(v, dict)]
+    return []
+
+
+def _row_name(row: dict[str, Any]) -> str:
+    name = next((str(row[k]) for k in NAME_KEYS if k in row), "?")
+    for extra in ("batch", "every"):
+        if extra in row and not isinstance(row[extra], list):
+            name += f" [{extra} {row[extra]}]"
+    return name
+
+
+def ratios(data: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(row, ratio name, value) triples found in one benchmark's JSON."""
+    out = []
+    top = data.get("ratios")
+    if isinstance(top, dict):
+        out += [("", str(k), float(v)) for k, v in top.items() if isinstance(v, int | float)]
+    rows = _rows(data)
+    for row in rows:
+        for k, v in row.items():
+            if isinstance(v, int | float) and not isinstance(v, bool) and k.startswith("ratio"):
+                out.append((_row_name(row), k, float(v)))
+    if not out and rows:
+        key = next((k for k in THROUGHPUT_KEYS if isinstance(rows[0].get(k), int | float)), None)
+        if key and rows[0][key]:
+            out += [(_row_name(r), f"{key} / first row's", float(r[key]) / rows[0][key])
+                    for r in rows if isinstance(r.get(key), int | float)]
+    return out
+
+
+def run(script: Path, full: bool, timeout: float, tmp: Path) -> dict[str, Any]:
+    """Run one benchmark; returns its parsed JSON (or an ``error``) and its wall time."""
+    out = tmp / f"{script.stem}.json"
+    cmd = [sys.executable, str(script), "--json", str(out)]
+    if not full and supports(script, "--quick"):
+        cmd.append("--quick")
+    t0 = time.perf_counter()
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                             cwd=HERE.parent)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s", "command": cmd,
+                "seconds": time.perf_counter() - t0}
+    seconds = time.perf_counter() - t0
+    if res.returncode != 0 or not out.is_file():
+        tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"exit {res.returncode}: {tail[0]}", "command": cmd, "seconds": seconds}
+    return {"data": json.loads(out.read_text()), "command": cmd, "seconds": seconds,
+            "stdout": res.stdout}
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """One table of every benchmark's ratios."""
+    lines = [f"{'benchmark':<12} {'row':<52} {'ratio':<46} {'value':>8}", "-" * 121]
+    for name, res in results.items():
+        if "error" in res:
+            lines.append(f"{name:<12} {'(failed: ' + res['error'] + ')':<52}")
+            continue
+        found = ratios(res["data"])
+        if not found:
+            lines.append(f"{name:<12} {'(no ratios in its JSON)':<52}")
+        for row, key, value in found:
+            lines.append(f"{name:<12} {row[:52]:<52} {key[:46]:<46} {value:>7.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks and print the table (exit 1 if any failed)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--full", action="store_true", help="full runs (default: each with --quick)")
+    p.add_argument("--only", default=None, help="comma-separated benchmark names")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark")
+    p.add_argument("--json", type=Path, default=None, help="also write everything as JSON")
+    args = p.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",")] if args.only else None
+    scripts = benchmarks(only)
+    if not scripts:
+        raise SystemExit("no benchmarks found")
+    info = machine()
+    print(f"Machine: {info}", flush=True)
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for script in scripts:
+            print(f"running {script.name} ...", flush=True)
+            results[script.stem] = run(script, args.full, args.timeout, Path(tmp))
+            print(f"  {results[script.stem].get('error', 'ok')} "
+                  f"({results[script.stem]['seconds']:.0f} s)", flush=True)
+    print()
+    print(f"Machine: {info}; mode {'full' if args.full else 'quick'}")
+    print(table(results))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"machine": info, "results": {
+            k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in results.items()}},
+            indent=2) + "\n")
+    return 1 if any("error" in r for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

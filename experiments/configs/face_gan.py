@@ -1,0 +1,64 @@
+"""Train the 64×64 style-based face generator of the de-identification method (paper 001).
+
+Run (resumes from the newest checkpoint in ``workdir`` if there is one):
+    nohup python -m experiments.main --config experiments/configs/face_gan.py \
+        > /work/jaxpriv_data/deid/face_gan/train.log 2>&1 &
+Export the EMA generator of the newest checkpoint without training:
+    python -m experiments.main --config experiments/configs/face_gan.py --config.max_minutes=0
+128×128 variant: --config experiments/configs/face_gan.py:128 (widths 128…12 over 4…128 px,
+    workdir …/face_gan_128, export ckpt/face_gan_128).
+Tiny smoke run: --config.batch_size=4 --config.channel_base=128 --config.d_channel_base=128 \
+    --config.max_steps=2 --config.workdir=/tmp/face_gan_smoke --config.export_dir=''
+"""
+
+import ml_collections
+
+
+def get_config(variant: str = "64") -> ml_collections.ConfigDict:
+    if variant not in ("64", "128"):
+        raise ValueError(f"variant must be 64 or 128, got {variant!r}")
+    c = ml_collections.ConfigDict()
+    c.experiment = "face_gan"
+    # data: glint crops → dlib 150/0.25 chips → resolution×resolution (cached .npy)
+    c.faces_dir = "/work/shared/data/faces/glint"
+    c.tfds_dir = "/tmp/jaxpriv_tfds"
+    c.cache_dir = "/work/jaxpriv_data/deid"
+    c.holdout_fraction = 0.25  # identities held out of GAN training (jaxpriv.data.split_identities)
+    c.split_seed = 0
+    # model (jaxpriv.deid.generator.GeneratorConfig)
+    c.resolution = 64
+    c.z_dim = 128
+    c.w_dim = 128
+    c.mapping_layers = 4
+    c.channel_base = 768  # G widths 128, 96, 48, 24, 12 at 4…64 px (CPU budget)
+    c.channel_max = 128
+    c.d_channel_base = 512  # D widths 8, 16, 32, 64, 128 at 64…4 px
+    c.d_channel_max = 128
+    # training (jaxpriv.deid.gan_train.TrainConfig)
+    c.seed = 0
+    c.batch_size = 16
+    c.g_lr = 0.0025
+    c.d_lr = 0.0025
+    c.r1_gamma = 0.05
+    c.r1_interval = 16
+    c.ema_nimg = 5000.0
+    c.ema_rampup = 0.05
+    c.augment = "translation,color"
+    c.xflip = True
+    c.num_devices = 0  # 0 = every visible device on the "data" mesh axis
+    # run length and bookkeeping
+    c.max_steps = 1_000_000
+    c.max_minutes = 90.0  # wall-time budget of this invocation (then checkpoint and stop)
+    c.workdir = "/work/jaxpriv_data/deid/face_gan"
+    c.ckpt_every_minutes = 4.0
+    c.sample_every_minutes = 10.0
+    c.log_every = 10
+    c.keep_checkpoints = 3
+    c.export_dir = "ckpt/face_gan_64"  # EMA generator + w statistics + samples.png ('' = skip)
+    if variant == "128":  # one more resolution; same shapes as jaxpriv.deid.generator.config_128
+        c.resolution = 128
+        c.channel_base, c.d_channel_base = 1536, 1024
+        c.batch_size = 8
+        c.workdir = "/work/jaxpriv_data/deid/face_gan_128"
+        c.export_dir = "ckpt/face_gan_128"
+    return c

@@ -1,0 +1,38 @@
+"""SMNA ground-truth sensitivity maps (Alg. 1) over identity faces, sharded and resumable.
+
+Generate (long: ≈ 52 s per 64×64 image for both colours on a 2-core CPU; resumes on rerun):
+    python -m experiments.main --config experiments/configs/smna_maps.py
+Compare the linearised map with the exact one on the first `n_faces` generated images:
+    python -m experiments.main --config experiments/configs/smna_maps.py \
+        --config.task=linear_vs_exact
+Shrink for a smoke run: --config.max_images=2 --config.image_size=16 --config.out_dir=/tmp/x
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.experiment = "smna_maps"
+    c.task = "generate"  # or "linear_vs_exact"
+    c.faces_dir = "/work/shared/data/faces/glint"  # <identity>/<image>; research use only
+    c.tfds_dir = "/tmp/jaxpriv_tfds"  # where identity_faces is prepared
+    c.aligned_crops = True  # glint: pre-aligned 112x112 crops -> dlib chips via pad + upsample
+    # Outside the repo: the maps embed research-only faces and must not be committed.
+    c.out_dir = "/work/jaxpriv_data/smna_maps"
+    c.maps_tfds_dir = ""  # "" = <out_dir>/tfds; sensitivity_maps is built there when complete
+    c.build_tfds = True
+    c.recognizer = "dlib_resnet"
+    c.image_size = 64  # paper Sec. IV-A: 64x64x3 images, 64x64x1 maps
+    c.chunk = 8  # perturbed images per vmapped batch per device (best on the 2-core CPU)
+    c.images_per_device = 1  # images mapped at once per device
+    c.shard_size = 4  # images per shard file (a kill loses at most one shard of work)
+    c.holdout_fraction = 0.2  # identities held out for evaluation (split_identities)
+    c.seed = 0  # identity split seed
+    c.include_heldout = True  # after the train identities, also map the held-out ones
+    c.max_images = 0  # per split, 0 = all (part of the plan: fixed for one out_dir)
+    c.max_shards = 0  # stop this run after writing N new shards (0 = no limit)
+    # task=linear_vs_exact
+    c.n_faces = 24  # first generated train images compared (>= 20)
+    c.results_md = "experiments/results/smna_linear_vs_exact.md"
+    return c

@@ -1,0 +1,353 @@
+"""Sharded, resumable generation of SMNA ground-truth maps (Alg. 1) and `load_maps` for training.
+
+Data: an `identity_faces` data source (`jaxpriv.data.load_identity_faces`); each identity's
+`is_reference` image is the paper's labelled "official portrait" ``x_labeled`` (Sec. IV-A) and
+is itself excluded (its distance is 0). Each other image ``x`` is aligned to the recognizer's chip
+(dlib: 150×150), downsampled to the 64×64 SMNA image (`to_smna_image`) and gets a black and a
+white map against the embedding of its portrait's full-size chip (`sensitivity_maps`).
+
+Plan (fixed by the manifest, deterministic): identities are split into train / held out
+(`split_identities(names, holdout_fraction, seed)`); within a split, images are ordered
+round-robin over the sorted identities (the 1st non-reference image of every identity, then the
+2nd, ...), so any prefix covers every identity; train first, then held out. Split ``k`` is cut
+into shards of `shard_size` consecutive images, `<out_dir>/<split>/shard-NNNNN.npz`.
+
+Execution: shard ``i`` of a split is done by process ``i % jax.process_count() ==
+jax.process_index()`` (pods: each host works alone, no cross-host traffic); inside a process the
+batch of images (so every chunk of perturbed images) is sharded over a `Mesh` of its local
+devices (`data` axis). A shard is written atomically (temporary file + rename, fixed zip
+timestamps), and existing shards are skipped: a killed run restarted with the same settings
+resumes and ends with byte-identical files.
+
+Shard contents: `image` uint8 (n,S,S,3), `identity` int32 (n,), `identity_name`, `filename`
+(unicode), `map_black`, `map_white` float32 (n,S,S), `clean_distance` float32 (n,),
+`reference_embedding` float32 (n,D).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import sys
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxpriv.errors import JaxprivError
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "heldout")
+MAP_KEYS = ("image", "identity", "map_black", "map_white", "clean_distance")
+META_KEYS = ("identity_name", "filename", "reference_embedding")
+SHARD_RE = re.compile(r"^shard-(\d{5})\.npz$")
+# Manifest entries that define the shards' contents: a resume must match them exactly.
+_PLAN_KEYS = ("format", "recognizer", "image_size", "chunk", "images_per_device", "shard_size",
+              "holdout_fraction", "seed", "include_heldout", "max_images", "aligned_crops",
+              "splits")
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """One image of the source: its index there and its labels."""
+
+    index: int
+    identity: int
+    identity_name: str
+    filename: str
+    index_in_identity: int
+
+
+def shard_paths(split_dir: str | os.PathLike[str]) -> list[Path]:
+    """Shard files `shard-NNNNN.npz` of one split directory, in shard-index order."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        return []
+    return sorted(p for p in split_dir.iterdir() if SHARD_RE.match(p.name))
+
+
+def read_manifest(shards_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The `manifest.json` written by `generate_maps` in `shards_dir`."""
+    path = Path(shards_dir) / "manifest.json"
+    if not path.is_file():
+        raise JaxprivError(f"no manifest.json in {shards_dir}: not a sensitivity-map directory")
+    return json.loads(path.read_text())
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def list_examples(source: Sequence[dict[str, Any]]) -> tuple[list[Example], dict[int, Example]]:
+    """(non-reference examples, reference example per identity label) of an identity_faces
+    data source, in source order."""
+    others: list[Example] = []
+    refs: dict[int, Example] = {}
+    for i in range(len(source)):
+        item = source[i]
+        ex = Example(i, int(item["identity"]), _text(item["identity_name"]),
+                     _text(item["filename"]), int(item["index_in_identity"]))
+        if bool(item["is_reference"]):
+            refs[ex.identity] = ex
+        else:
+            others.append(ex)
+    return others, refs
+
+
+def round_robin(examples: Sequence[Example]) -> list[Example]:
+    """Interleave by identity: rank 0 of every identity (sorted names), then rank 1, ..."""
+    by_name: dict[str, list[Example]] = {}
+    for ex in sorted(examples, key=lambda e: (e.identity_name, e.index_in_identity)):
+        by_name.setdefault(ex.identity_name, []).append(ex)
+    depth = max((len(v) for v in by_name.values()), default=0)
+    return [v[k] for k in range(depth) for _, v in sorted(by_name.items()) if k < len(v)]
+
+
+def generation_order(
+    examples: Sequence[Example],
+    holdout_fraction: float = 0.2,
+    seed: int = 0,
+    include_heldout: bool = True,
+    max_images: int = 0,
+) -> dict[str, list[Example]]:
+    """The plan: `{"train": [...], "heldout": [...]}` round-robin orders (held out only with
+    `include_heldout`), each cut to its first `max_images` (0 = all)."""
+    from jaxpriv.data import split_identities
+
+    train, held = split_identities([e.identity_name for e in examples], holdout_fraction, seed)
+    plan = {"train": round_robin([e for e in examples if e.identity_name in set(train)])}
+    if include_heldout:
+        plan["heldout"] = round_robin([e for e in examples if e.identity_name in set(held)])
+    if max_images:
+        plan = {k: v[:max_images] for k, v in plan.items()}
+    return plan
+
+
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write an uncompressed `.npz` reproducibly (fixed zip timestamps, given key order) to a
+    temporary file in the same directory, fsync, then rename it to `path`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
+                for key, value in arrays.items():
+                    info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                    with zf.open(info, "w", force_zip64=True) as f:
+                        np.lib.format.write_array(f, np.ascontiguousarray(value),
+                                                  allow_pickle=False)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_json_atomic(path: Path, value: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _chips(images: Sequence[np.ndarray], names: Sequence[str], size: int,
+           aligned_crops: bool) -> np.ndarray:
+    """Recognizer chips: pre-aligned crops via `chips_from_aligned_crops`, else detect + align."""
+    from jaxpriv.faces import chips_from_aligned_crops, extract_chips, require_one_face
+
+    out = []
+    for image, name in zip(images, names, strict=True):
+        if aligned_crops:
+            out.append(chips_from_aligned_crops(image, size=size)[0])
+        else:
+            out.append(extract_chips(image, [require_one_face(image, name)], size=size)[0][0])
+    return np.stack(out)
+
+
+def local_mesh() -> Any:
+    """1-D `data` mesh over this process's devices (each process works on its own shards)."""
+    import jax
+    from jax.sharding import Mesh
+
+    from jaxpriv.parallel import DATA
+
+    return Mesh(np.asarray(jax.local_devices()), (DATA,))
+
+
+def generate_maps(
+    source: Sequence[dict[str, Any]],
+    out_dir: str | os.PathLike[str],
+    *,
+    recognizer: str = "dlib_resnet",
+    image_size: int = 64,
+    chunk: int = 8,
+    images_per_device: int = 1,
+    shard_size: int = 4,
+    holdout_fraction: float = 0.2,
+    seed: int = 0,
+    include_heldout: bool = True,
+    max_images: int = 0,
+    max_shards: int = 0,
+    aligned_crops: bool = True,
+    mesh: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Compute and write the missing shards of black and white Alg. 1 maps (see module doc).
+
+    `max_images` (per split, 0 = all) is part of the plan; `max_shards` (0 = no limit) only
+    stops this run after writing that many new shards. `mesh` defaults to all local devices.
+    Returns counts and speeds of this run (`images_per_s`, `queries_per_s`)."""
+    import jax
+    from tqdm import tqdm
+
+    from jaxpriv.recognizers import load_recognizer
+    from jaxpriv.smna.sensitivity import sensitivity_maps, to_smna_image
+
+    out = Path(out_dir)
+    rec = load_recognizer(recognizer)
+    mesh = local_mesh() if mesh is None else mesh
+    examples, refs = list_examples(source)
+    plan = generation_order(examples, holdout_fraction, seed, include_heldout, max_images)
+    names = {e.identity: e.identity_name for e in [*examples, *refs.values()]}
+    manifest = {
+        "format": FORMAT_VERSION, "recognizer": recognizer, "image_size": image_size,
+        "chunk": chunk, "images_per_device": images_per_device, "shard_size": shard_size,
+        "holdout_fraction": holdout_fraction, "seed": seed, "include_heldout": include_heldout,
+        "max_images": max_images, "aligned_crops": aligned_crops,
+        "identity_names": [names.get(i, f"#{i}") for i in range(max(names, default=-1) + 1)],
+        "reference": "is_reference image of each identity; embedding of its full-size chip",
+        "smna_image": "dlib chip, cv2.INTER_AREA to image_size, uint8",
+        "query_resize": "jax.image.resize bilinear, antialias=False, to the recognizer size",
+        "sign": "s = d(pixel set to noise colour) - d(x); s > 0 moves away from identity",
+        "splits": {k: [e.filename for e in v] for k, v in plan.items()},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "manifest.json").exists():
+        old = read_manifest(out)
+        diff = [k for k in _PLAN_KEYS if old.get(k) != manifest[k]]
+        if diff:
+            raise JaxprivError(f"{out} holds maps made with other settings ({', '.join(diff)}); "
+                               "use another out_dir or the same settings")
+    else:
+        _write_json_atomic(out / "manifest.json", manifest)
+
+    p_index, p_count = jax.process_index(), jax.process_count()
+    jobs = []  # (split, shard index, examples) of this process
+    for split, order in plan.items():
+        (out / split).mkdir(exist_ok=True)
+        for s in range(math.ceil(len(order) / shard_size)):
+            if s % p_count == p_index:
+                jobs.append((split, s, order[s * shard_size : (s + 1) * shard_size]))
+    exists = [(out / split / f"shard-{s:05d}.npz").exists() for split, s, _ in jobs]
+    done = [j for j, e in zip(jobs, exists, strict=True) if e]
+    todo = [j for j, e in zip(jobs, exists, strict=True) if not e]
+    ref_cache: dict[int, np.ndarray] = {}
+    bar = tqdm(total=sum(len(j[2]) for j in jobs), initial=sum(len(j[2]) for j in done),
+               unit="img", desc=f"smna maps (process {p_index}/{p_count})", disable=not progress,
+               dynamic_ncols=True, mininterval=10.0, file=sys.stderr)
+    written, images_done, start = 0, 0, time.perf_counter()
+    for split, s, batch in todo:
+        if max_shards and written >= max_shards:
+            break
+        t0 = time.perf_counter()
+        for ex in batch:
+            if ex.identity not in ref_cache:
+                ref = refs[ex.identity]
+                chip = _chips([source[ref.index]["image"]], [ref.filename], rec.input_size,
+                              aligned_crops)
+                ref_cache[ex.identity] = rec.embed(chip)[0]
+        chips = _chips([source[e.index]["image"] for e in batch], [e.filename for e in batch],
+                       rec.input_size, aligned_crops)
+        images = to_smna_image(chips, image_size)
+        ref_emb = np.stack([ref_cache[e.identity] for e in batch]).astype(np.float32)
+        kw = dict(chunk=chunk, mesh=mesh, images_per_device=images_per_device)
+        map_black, d0 = sensitivity_maps(rec, images, ref_emb, "black", **kw)
+        map_white, _ = sensitivity_maps(rec, images, ref_emb, "white", **kw)
+        write_npz_atomic(out / split / f"shard-{s:05d}.npz", {
+            "image": images,
+            "identity": np.asarray([e.identity for e in batch], np.int32),
+            "identity_name": np.asarray([e.identity_name for e in batch], str),
+            "filename": np.asarray([e.filename for e in batch], str),
+            "map_black": map_black,
+            "map_white": map_white,
+            "clean_distance": d0,
+            "reference_embedding": ref_emb,
+        })
+        written += 1
+        images_done += len(batch)
+        dt = time.perf_counter() - t0
+        queries = 2 * len(batch) * image_size * image_size
+        bar.update(len(batch))
+        rate = images_done / (time.perf_counter() - start)
+        bar.write(f"{split}/shard-{s:05d}: {len(batch)} images in {dt:.1f} s "
+                  f"({len(batch) / dt:.4f} images/s, {queries / dt:.1f} queries/s); run mean "
+                  f"{rate:.4f} images/s, {2 * rate * image_size**2:.1f} queries/s",
+                  file=sys.stdout)
+        sys.stdout.flush()
+    bar.close()
+    seconds = time.perf_counter() - start
+    complete = all((out / j[0] / f"shard-{j[1]:05d}.npz").exists() for j in jobs)
+    return {
+        "shards_written": written, "shards_skipped": len(done), "shards_total": len(jobs),
+        "images_done": images_done, "seconds": seconds,
+        "images_per_s": images_done / seconds if seconds > 0 else 0.0,
+        "queries_per_s": 2 * images_done * image_size**2 / seconds if seconds > 0 else 0.0,
+        "complete": complete, "devices": int(mesh.size), "process": [p_index, p_count],
+    }
+
+
+def _concat(parts: list[dict[str, np.ndarray]], keys: Sequence[str]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def load_maps(
+    path: str | os.PathLike[str], split: str = "train", with_metadata: bool = False
+) -> dict[str, np.ndarray]:
+    """All maps of one split as NumPy arrays, for SMGG training.
+
+    Keys: `image` (N,64,64,3) uint8, `identity` (N,) int32, `map_black`, `map_white`
+    (N,64,64) float32, `clean_distance` (N,) float32; `with_metadata` adds `identity_name`,
+    `filename` (str) and `reference_embedding` (N,D). `path` may be
+
+    * a shards directory written by `generate_maps` (has `manifest.json`): reads
+      `<path>/<split>/shard-*.npz` in order: the shards finished so far, while a run is going;
+    * one split directory of such shards (`split` is then ignored);
+    * a TFDS data dir where `sensitivity_maps` is prepared (`jaxpriv.data.sensitivity_maps`).
+    """
+    path = Path(path)
+    keys = MAP_KEYS + (META_KEYS if with_metadata else ())
+    if (path / "manifest.json").is_file() or any(SHARD_RE.match(p.name) for p in _ls(path)):
+        split_dir = path / split if (path / "manifest.json").is_file() else path
+        parts = []
+        for shard in shard_paths(split_dir):
+            with np.load(shard, allow_pickle=False) as z:
+                parts.append({k: z[k] for k in keys})
+        if not parts:
+            raise JaxprivError(f"no shard-*.npz in {split_dir}")
+        result = _concat(parts, keys)
+    elif (path / "sensitivity_maps").is_dir():
+        from jaxpriv.data.sensitivity_maps import load_sensitivity_maps
+
+        source = load_sensitivity_maps(path, split)
+        items = [source[i] for i in range(len(source))]
+        if not items:
+            raise JaxprivError(f"sensitivity_maps split {split!r} in {path} is empty")
+        result = {k: np.stack([np.asarray(it[k]) for it in items]) for k in keys}
+        for k in ("identity_name", "filename"):
+            if k in result:
+                result[k] = np.asarray([_text(v) for v in result[k]], str)
+    else:
+        raise JaxprivError(f"{path}: neither a shards directory nor a TFDS data dir with "
+                           "sensitivity_maps")
+    result["identity"] = result["identity"].astype(np.int32)
+    for k in ("map_black", "map_white", "clean_distance"):
+        result[k] = result[k].astype(np.float32)
+    return result
+
+
+def _ls(path: Path) -> list[Path]:
+    return list(path.iterdir()) if path.is_dir() else []

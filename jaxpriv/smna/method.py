@@ -1,0 +1,121 @@
+"""The ``smna`` protection method (paper 000, Fig. 3 + Alg. 3): G(x) from a trained SMGG, noise
+weighted by it, pasted back into the photo.
+
+Per face: dlib-exact 150×150 chip → SMNA image 64×64 (``to_smna_image``, as in training) →
+G(x) → Alg. 3 change at 64×64 (:func:`jaxpriv.smna.noise.noise_delta`, ``noise_level`` = δ) →
+bilinear up-sampling to the chip → only that change is warped back into the photo
+(:func:`jaxpriv.faces.paste_chip` with ``reference``), so the photo keeps its resolution and
+pixels outside the chips are unchanged. Deterministic: the key is not used.
+
+Checkpoint format (a directory; ``--checkpoint DIR``), written by
+:func:`jaxpriv.smna.smgg.save_generator` (``experiments/smgg.py`` with ``--config.export_dir``):
+
+- ``DIR/generator/`` — an orbax ``StandardCheckpointer`` checkpoint of the generator's
+  ``{"params": ..., "batch_stats": ...}`` (Flax linen names ``conv1``…``conv12``,
+  ``bn2``…``bn11``; the channel counts follow from ``width``);
+- ``DIR/config.json`` — ``format`` (``"jaxpriv.smgg.generator/1"``), ``noise`` (black|white: the
+  maps it was trained on), ``width``, ``map_normalization``, ``image_size`` (64) and the training
+  settings / data counts / last evaluation, for the record.
+
+Default checkpoints: ``ckpt/smgg_dlib_black`` and ``ckpt/smgg_dlib_white`` of the repository
+(``ckpt/README.md`` says how each was trained).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxpriv.errors import JaxprivError
+from jaxpriv.faces import Face, extract_chips, paste_chip
+from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
+from jaxpriv.smna import noise as noise_lib
+from jaxpriv.smna.smgg import load_generator
+
+DEFAULT_CHECKPOINT = "ckpt/smgg_dlib_{noise}"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAIN_HINT = ("train one with: python -m experiments.main --config experiments/configs/smgg.py "
+              "--config.noise={noise} --config.workdir=/work/jaxpriv_data/smgg_runs/{noise} "
+              "--config.export_dir={path}")
+
+
+def resolve_checkpoint(checkpoint: str, noise: str) -> Path:
+    """The checkpoint directory: ``{noise}`` in the string is replaced; the default
+    (:data:`DEFAULT_CHECKPOINT`) is taken relative to the repository, other relative paths
+    relative to the working directory."""
+    path = Path(checkpoint.format(noise=noise))
+    if checkpoint == DEFAULT_CHECKPOINT:
+        path = REPO_ROOT / path
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, noise: str) -> tuple[Any, dict[str, Any]]:
+    if not (Path(path) / "config.json").is_file():
+        raise JaxprivError(f"no SMGG checkpoint at {path}; "
+                           + TRAIN_HINT.format(noise=noise, path=path))
+    generator, meta = load_generator(path)
+    if meta.get("noise") != noise:
+        raise JaxprivError(f"SMGG checkpoint {path} was trained on {meta.get('noise')} maps, "
+                           f"not {noise}: pass --noise {meta.get('noise')} or another checkpoint")
+    return generator, meta
+
+
+def _bucket(n: int) -> int:
+    """Pad the face count to a power of two (few compiled shapes)."""
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def smna(noise: str = "black", noise_level: float = 1250.0, checkpoint: str = DEFAULT_CHECKPOINT,
+         noise_sign: str = "toward", noise_norm: str = "l2") -> ProtectFn:
+    """Build SMNA protection (Alg. 3) with δ = ``noise_level`` (``noise_norm`` of the 64×64 change
+    in grey levels, per channel; see :mod:`jaxpriv.smna.noise` for the reading and units)."""
+    from jaxpriv.smna.sensitivity import to_smna_image
+
+    if noise not in noise_lib.NOISE_COLORS:
+        raise JaxprivError(f"--noise must be black or white, got {noise!r}")
+    if noise_sign not in noise_lib.SIGNS:
+        raise JaxprivError(f"--noise-sign must be one of {noise_lib.SIGNS}, got {noise_sign!r}")
+    if noise_norm not in ("l1", "l2"):
+        raise JaxprivError(f"--noise-norm must be l1 or l2, got {noise_norm!r}")
+    if noise_level < 0:
+        raise JaxprivError(f"--noise-level must be ≥ 0, got {noise_level}")
+    generator, _ = _load(str(resolve_checkpoint(checkpoint, noise)), noise)
+    run = jax.jit(functools.partial(noise_lib.protect_chips, noise=noise, sign=noise_sign,
+                                    norm=noise_norm))
+
+    def protect(image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
+        del key  # deterministic
+        if not faces:
+            return image.copy()
+        chips, transforms = extract_chips(image, list(faces))
+        n, m = len(chips), _bucket(len(chips))
+        padded = np.concatenate([chips, np.zeros((m - n, *chips.shape[1:]), np.uint8)])
+        out = np.asarray(run(generator, padded, np.float32(noise_level),
+                             image64=to_smna_image(padded)))[:n]
+        result = image
+        for chip, edited, transform in zip(chips, out, transforms, strict=True):
+            result = paste_chip(result, edited, transform, reference=chip)
+        return result
+
+    return protect
+
+
+register_method(MethodSpec(
+    "smna", "SMNA: sensitivity-map weighted noise from a trained SMGG generator (paper 000)", smna,
+    (Option("noise", str, "black", "SMNA noise colour (which SMGG generator)",
+            choices=("black", "white")),
+     Option("noise_level", float, 1250.0,
+            "SMNA δ: norm (--noise-norm) of the 64×64 change, in grey levels"),
+     Option("checkpoint", str, DEFAULT_CHECKPOINT,
+            "model checkpoint directory ({noise} is replaced; default: the shipped one)"),
+     Option("noise_sign", str, "toward", "SMNA sign: toward the noise colour (works), literal "
+            "Alg. 3, or away (ablations)", choices=noise_lib.SIGNS),
+     Option("noise_norm", str, "l2", "SMNA |NoiseMap| of Alg. 3: l2 (RMS change δ/64) or l1 "
+            "(mean change δ/4096)",
+            choices=("l1", "l2")))))

@@ -1,0 +1,46 @@
+"""The feature-space cloak: within its DSSIM budget on a real face chip, and effective."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from jaxpriv.baselines import CLOAK_PRESETS, dssim
+from jaxpriv.errors import JaxprivError
+from jaxpriv.faces import extract_chips, require_one_face
+from jaxpriv.io import load_image
+from jaxpriv.methods import get_method
+from jaxpriv.metrics import ssim
+from jaxpriv.recognizers import load_recognizer
+
+from .conftest import SAMPLES
+
+
+def test_cloak_budget_and_distance() -> None:
+    image = load_image(SAMPLES / "obama.jpg")
+    face = require_one_face(image, "obama.jpg")
+    chip, transform = extract_chips(image, [face])
+    rec = load_recognizer("dlib_resnet")
+    clean = rec.embed(chip)[0]
+    moved = {}
+    for preset in ("low", "high"):
+        out = get_method("cloak").make(preset=preset, steps=4)(image, [face], jax.random.key(0))
+        again, _ = extract_chips(out, [face])
+        budget = CLOAK_PRESETS[preset]
+        assert (1 - ssim(again[0], chip[0])) / 2 <= budget + 1e-9
+        assert dssim(again[0], chip[0]) > 0.5 * budget  # the budget is used, not wasted
+        moved[preset] = float(rec.distance(rec.embed(again)[0], clean))
+        # only pixels near the face chip's footprint may change
+        corners = np.array([[0, 0, 1], [149, 149, 1]]) @ transform[0].T
+        changed = np.argwhere(np.any(out != image, axis=-1))
+        assert changed[:, 1].min() >= corners[:, 0].min() - 3
+        assert changed[:, 0].max() <= corners[:, 1].max() + 3
+    assert moved["low"] > 0.15
+    assert moved["high"] > moved["low"]
+
+
+def test_cloak_options() -> None:
+    with pytest.raises(JaxprivError, match="preset"):
+        get_method("cloak").make(preset="extreme")
+    assert CLOAK_PRESETS == {"low": 0.004, "mid": 0.012, "high": 0.017}

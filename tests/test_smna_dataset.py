@@ -1,0 +1,184 @@
+"""SMNA map generation: plan order, shards, skip on rerun, byte-identical resume after a stop,
+4 simulated devices = 1 device, TFDS dataset round trip, experiment entry point (tiny: 2 real
+identities x 3 images, 8x8 maps)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxpriv.errors import JaxprivError
+from jaxpriv.smna.dataset import (
+    MAP_KEYS,
+    Example,
+    generation_order,
+    load_maps,
+    round_robin,
+    shard_paths,
+)
+
+from .conftest import GLINT, ROOT
+
+SETTINGS = dict(image_size=8, chunk=8, shard_size=2, holdout_fraction=0.5, seed=0,
+                progress=False)
+IDENTITIES = ("Barack_Obama", "Daniel_Radcliffe")
+
+
+def test_round_robin_plan_covers_identities_in_any_prefix() -> None:
+    names = ["carol", "alice", "bob"]
+    examples = [Example(10 * i + k, i, n, f"{n}/{k}.png", k)
+                for i, n in enumerate(names) for k in range(1, 4 + i)]
+    order = round_robin(examples)
+    assert [e.identity_name for e in order[:3]] == ["alice", "bob", "carol"]
+    assert [e.index_in_identity for e in order[:6]] == [1, 1, 1, 2, 2, 2]
+    assert sorted(order, key=lambda e: e.index) == sorted(examples, key=lambda e: e.index)
+    plan = generation_order(examples[::-1], holdout_fraction=1 / 3, seed=0)
+    assert set(plan) == {"train", "heldout"}
+    train = {e.identity_name for e in plan["train"]}
+    held = {e.identity_name for e in plan["heldout"]}
+    assert len(held) == 1 and len(train) == 2 and not train & held
+    assert plan == generation_order(examples, holdout_fraction=1 / 3, seed=0)  # order-free
+    assert generation_order(examples, 1 / 3, 0, include_heldout=False, max_images=2) == {
+        "train": plan["train"][:2]}
+
+
+@pytest.fixture(scope="module")
+def faces_tfds(tmp_path_factory) -> Path:
+    """identity_faces prepared from 2 real identities x 3 glint crops; returns its data dir."""
+    if not GLINT.is_dir():
+        pytest.skip(f"glint faces not found at {GLINT}")
+    from jaxpriv.data import build_identity_faces
+
+    root = tmp_path_factory.mktemp("smna_faces")
+    manual = root / "faces"
+    for name in IDENTITIES:
+        (manual / name).mkdir(parents=True)
+        for f in sorted((GLINT / name).iterdir())[:3]:
+            shutil.copy(f, manual / name / f.name)
+    build_identity_faces(manual, root / "tfds")
+    return root / "tfds"
+
+
+@pytest.fixture(scope="module")
+def full_run(faces_tfds, tmp_path_factory) -> tuple[Path, dict]:
+    """One uninterrupted 1-device generation (2 shards: train and heldout)."""
+    from jaxpriv.data import load_identity_faces
+    from jaxpriv.parallel import make_mesh
+    from jaxpriv.smna.dataset import generate_maps
+
+    out = tmp_path_factory.mktemp("maps_full")
+    source = load_identity_faces(None, faces_tfds)
+    summary = generate_maps(source, out, mesh=make_mesh(1), **SETTINGS)
+    return out, summary
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {f"{s}/{p.name}": p.read_bytes() for s in ("train", "heldout")
+            for p in shard_paths(out / s)}
+
+
+def test_generation_writes_shards_and_rerun_skips(full_run, faces_tfds) -> None:
+    from jaxpriv.data import load_identity_faces
+    from jaxpriv.smna.dataset import generate_maps
+
+    out, summary = full_run
+    assert summary["shards_written"] == 2 and summary["complete"]
+    assert set(_files(out)) == {"train/shard-00000.npz", "heldout/shard-00000.npz"}
+    data = load_maps(out)
+    assert sorted(data) == sorted(MAP_KEYS)
+    assert data["image"].shape == (2, 8, 8, 3) and data["image"].dtype == np.uint8
+    assert data["map_black"].shape == (2, 8, 8) and data["map_black"].dtype == np.float32
+    assert data["identity"].dtype == np.int32 and data["clean_distance"].shape == (2,)
+    meta = load_maps(out, "heldout", with_metadata=True)
+    train_names = set(load_maps(out, with_metadata=True)["identity_name"])
+    assert not train_names & set(meta["identity_name"])  # identities split, not images
+    names = [str(f).split("/")[1] for f in meta["filename"]]
+    refs = {sorted((GLINT / n).iterdir())[0].name for n in IDENTITIES}
+    assert not set(names) & refs  # reference portraits are not mapped
+    assert (data["clean_distance"] > 0).all()
+    assert (np.abs(data["map_white"]) > 0).any() and (np.abs(data["map_black"]) > 0).any()
+    before = {p: p.stat().st_mtime_ns for s in ("train", "heldout") for p in shard_paths(out / s)}
+    again = generate_maps(load_identity_faces(None, faces_tfds), out, **SETTINGS)
+    assert again["shards_written"] == 0 and again["shards_skipped"] == 2
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    with pytest.raises(JaxprivError, match="other settings"):
+        generate_maps(load_identity_faces(None, faces_tfds), out, **{**SETTINGS, "seed": 1})
+
+
+def test_stopped_run_resumes_to_identical_bytes(full_run, faces_tfds, tmp_path) -> None:
+    from jaxpriv.data import load_identity_faces
+    from jaxpriv.smna.dataset import generate_maps
+
+    source = load_identity_faces(None, faces_tfds)
+    first = generate_maps(source, tmp_path, max_shards=1, **SETTINGS)  # "killed" after 1 shard
+    assert first["shards_written"] == 1 and not first["complete"]
+    assert set(_files(tmp_path)) == {"train/shard-00000.npz"}
+    (tmp_path / "heldout" / ".shard-00000.npz.999.tmp").write_bytes(b"half-written")  # kill -9
+    second = generate_maps(source, tmp_path, **SETTINGS)
+    assert second["shards_written"] == 1 and second["shards_skipped"] == 1 and second["complete"]
+    assert _files(tmp_path) == _files(full_run[0])
+
+
+def test_four_simulated_devices_match_one(full_run, faces_tfds, tmp_path) -> None:
+    script = textwrap.dedent(f"""
+        import jax
+        assert jax.device_count() == 4, jax.devices()
+        from jaxpriv.data import load_identity_faces
+        from jaxpriv.smna.dataset import generate_maps, local_mesh
+        assert local_mesh().shape == {{"data": 4}}
+        s = generate_maps(load_identity_faces(None, r"{faces_tfds}"), r"{tmp_path}",
+                          **{SETTINGS!r})
+        assert s["devices"] == 4 and s["complete"], s
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=ROOT)
+    for split in ("train", "heldout"):
+        one, four = load_maps(full_run[0], split), load_maps(tmp_path, split)
+        np.testing.assert_array_equal(four["image"], one["image"])
+        for key in ("map_black", "map_white", "clean_distance"):
+            np.testing.assert_allclose(four[key], one[key], atol=1e-5, rtol=0)
+
+
+def test_tfds_dataset_builds_and_reads_back(full_run, tmp_path) -> None:
+    from jaxpriv.data.sensitivity_maps import build_sensitivity_maps, load_sensitivity_maps
+
+    out = full_run[0]
+    build_sensitivity_maps(out, tmp_path, image_size=8)
+    source = load_sensitivity_maps(tmp_path, "heldout")
+    assert len(source) == 2 and source[0]["map_white"].shape == (8, 8)
+    for split in ("train", "heldout"):
+        a = load_maps(out, split, with_metadata=True)
+        b = load_maps(tmp_path, split, with_metadata=True)
+        assert sorted(a) == sorted(b)
+        for key in a:
+            np.testing.assert_array_equal(b[key], a[key])
+
+
+def test_experiment_entry_point(full_run, faces_tfds, tmp_path) -> None:
+    from experiments.configs.smna_maps import get_config
+    from experiments.smna_maps import run
+
+    out = full_run[0]
+    config = get_config()
+    config.update(faces_dir=str(faces_tfds.parent / "faces"), tfds_dir=str(faces_tfds),
+                  out_dir=str(out), maps_tfds_dir=str(tmp_path / "maps_tfds"), image_size=8,
+                  shard_size=2,
+                  holdout_fraction=0.5, n_faces=2, results_md=str(tmp_path / "lin.md"))
+    summary = run(config)  # everything already generated: skips, then builds the TFDS dataset
+    assert summary["shards_written"] == 0 and summary["complete"]
+    assert load_maps(tmp_path / "maps_tfds")["image"].shape == (2, 8, 8, 3)
+    assert "research use only" in (out / "README.txt").read_text()
+    config.task = "linear_vs_exact"
+    result = run(config)
+    assert result["n_faces"] == 2
+    assert -1 <= result["colors"]["black"]["mean"] <= 1
+    assert result["colors"]["white"]["max_clean_distance_diff"] < 1e-5
+    assert "Spearman" in (tmp_path / "lin.md").read_text()
