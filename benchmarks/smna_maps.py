@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chunks", default=None, help="comma list (default 4,8,16; quick 8)")
     p.add_argument("--batches", default=None, help="ceiling batch sizes (default 8,16,32,64; "
                    "quick 8,32)")
-    p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 2, quick 1)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="timed rounds (default 1: < 5 min on an idle 2-core CPU; 2+ steadier)")
     p.add_argument("--loop-pixels", type=int, default=None,
                    help="pixels timed in the literal loop (default 128, quick 24)")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -48,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.size = args.size or (24 if q else 64)
     args.chunks = [int(c) for c in (args.chunks or ("8" if q else "4,8,16")).split(",")]
     args.batches = [int(b) for b in (args.batches or ("8,32" if q else "8,16,32,64")).split(",")]
-    args.rounds = args.rounds or (1 if q else 2)
+    args.rounds = args.rounds or 1
     args.loop_pixels = args.loop_pixels or (24 if q else 128)
     return args
 

@@ -4,12 +4,14 @@
 
 1. loads ``jaxpriv.smna.dataset.load_maps(config.maps_path)`` (or :func:`synthetic_maps`), keeps
    the map of ``config.noise`` and normalises it (:func:`jaxpriv.smna.smgg.normalize_maps`);
-2. holds out whole identities (:func:`jaxpriv.train.holdout_identities`) for evaluation;
+2. evaluates on identities never trained on: the dataset's ``heldout`` split once it has maps,
+   else identities held out of ``train`` (:func:`jaxpriv.train.holdout_identities`);
 3. trains with one jitted step (batch on the mesh's ``data`` axis, state replicated and donated),
    the batch of step s fixed by (seed, s) and randomness by ``fold_in(key, s)``;
-4. logs loss_G, loss_D, L1 (train) and L1 / Spearman / Pearson of G(x) vs held-out maps (eval) to
-   stdout and ``workdir/metrics.jsonl``; checkpoints to ``workdir/checkpoints`` and resumes from
-   the latest one;
+4. logs loss_G, loss_D, L1 (train) and L1 / Spearman / Pearson of G(x) vs held-out maps plus the
+   Table III distances (:func:`protection_eval`: dlib distance with noise from y vs from G(x))
+   (eval) to stdout and ``workdir/metrics.jsonl``; checkpoints to ``workdir/checkpoints`` and
+   resumes from the latest one;
 5. optionally exports the generator (``config.export_dir``) in the format that
    ``jaxpriv protect --method smna --checkpoint DIR`` reads.
 """
@@ -67,14 +69,18 @@ def _prepare(raw: dict[str, np.ndarray], config: ml_collections.ConfigDict,
              ) -> dict[str, np.ndarray]:
     maps = np.asarray(smgg.normalize_maps(raw[f"map_{config.noise}"], config.map_normalization,
                                           config.map_scale))
-    return {"image": np.asarray(raw["image"], np.uint8), "map": maps[..., None],
-            "identity": np.asarray(raw["identity"], np.int32)}
+    out = {"image": np.asarray(raw["image"], np.uint8), "map": maps[..., None],
+           "identity": np.asarray(raw["identity"], np.int32)}
+    if "reference_embedding" in raw:
+        out["reference_embedding"] = np.asarray(raw["reference_embedding"], np.float32)
+    return out
 
 
 def load_data(config: ml_collections.ConfigDict,
               ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], str]:
     """(train set, eval set, how the eval identities were chosen). Each set: ``image`` uint8
-    (N, 64, 64, 3), ``map`` normalised float32 (N, 64, 64, 1), ``identity`` (N,).
+    (N, 64, 64, 3), ``map`` normalised float32 (N, 64, 64, 1), ``identity`` (N,) and, for real
+    maps, ``reference_embedding`` (N, D) (the identity's portrait, for :func:`protection_eval`).
 
     Real maps: ``load_maps(maps_path, "train")``; eval = the generator's own ``heldout`` split
     (identities never in train) once it has shards, else identities held out of the train split
@@ -88,9 +94,10 @@ def load_data(config: ml_collections.ConfigDict,
         from jaxpriv.smna.dataset import load_maps, shard_paths
 
         path = Path(config.maps_path)
-        data = _prepare(load_maps(path, "train"), config)
+        data = _prepare(load_maps(path, "train", with_metadata=True), config)
         if (path / "manifest.json").is_file() and shard_paths(path / "heldout"):
-            return data, _prepare(load_maps(path, "heldout"), config), "dataset heldout split"
+            held_out = _prepare(load_maps(path, "heldout", with_metadata=True), config)
+            return data, held_out, "dataset heldout split"
     held = train.holdout_identities(data["identity"], config.holdout_fraction, config.seed)
     return ({k: v[~held] for k, v in data.items()}, {k: v[held] for k, v in data.items()},
             f"holdout_identities(fraction={config.holdout_fraction}, seed={config.seed})")
@@ -161,6 +168,52 @@ def evaluate(state: train.TrainState, data: dict[str, np.ndarray], mesh: jax.sha
     return {k: float(np.mean(np.asarray(v)[:n])) for k, v in out.items()}
 
 
+@functools.lru_cache(maxsize=2)
+def _distance_fn(recognizer: str) -> Any:
+    """jit: (images 0..255 float (N, 64, 64, 3), reference embeddings) → distances, through the
+    same 64 → chip resize as the maps (``sensitivity.to_chip``)."""
+    from jaxpriv.recognizers import load_recognizer
+    from jaxpriv.smna.sensitivity import to_chip
+
+    rec = load_recognizer(recognizer)
+
+    @jax.jit
+    def distance(x255: jax.Array, ref: jax.Array) -> jax.Array:
+        emb = rec.apply(rec.params, to_chip(x255 / 255.0, rec.input_size))
+        return jnp.sqrt(jnp.sum(jnp.square(emb - ref), axis=-1))
+
+    return distance
+
+
+def protection_eval(state: train.TrainState, data: dict[str, np.ndarray],
+                    config: ml_collections.ConfigDict, chunk: int = 32) -> dict[str, float]:
+    """Table III on held-out images: mean dlib distance to the identity's reference with no noise,
+    with Alg. 3 noise weighted by the ground-truth map y, and by G(x) (δ = ``eval_noise_level``,
+    ``eval_noise_norm``, the working sign; 64×64 images rounded to uint8, as stored)."""
+    from jaxpriv.smna import noise as noise_lib
+
+    if "reference_embedding" not in data or not len(data["image"]):
+        return {}
+    distance = _distance_fn("dlib_resnet")
+    generator = {"params": state.params["generator"],
+                 "batch_stats": state.batch_stats["generator"]}
+    kw = dict(noise_level=float(config.eval_noise_level), noise=config.noise,
+              norm=config.eval_noise_norm)
+    sums = {"d_clean": 0.0, "d_y": 0.0, "d_Gx": 0.0}
+    for i in range(0, len(data["image"]), chunk):
+        x = jnp.asarray(data["image"][i:i + chunk], jnp.float32)
+        ref = jnp.asarray(data["reference_embedding"][i:i + chunk])
+        g, _ = _generator_eval(generator, x / 255.0)
+        for name, m in (("d_y", jnp.asarray(data["map"][i:i + chunk])), ("d_Gx", g)):
+            xm = jnp.round(noise_lib.add_noise(x, m, **kw))
+            sums[name] += float(distance(xm, ref).sum())
+        sums["d_clean"] += float(distance(x, ref).sum())
+    return {k: v / len(data["image"]) for k, v in sums.items()}
+
+
+_generator_eval = jax.jit(functools.partial(smgg.generator_apply, train=False))
+
+
 @functools.lru_cache(maxsize=4)
 def _compiled_step(mesh: jax.sharding.Mesh, lambda_l1: float, flip: bool) -> Any:
     """The sharded, donating jit of :func:`train_step` (cached: a resumed run in the same
@@ -222,7 +275,10 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
             tick, tick_step = time.time(), done
             last["train"] = logger.log(done, "train", m)
         if len(eval_set["image"]) and (done % config.eval_every == 0 or final):
-            last["eval"] = logger.log(done, "eval", evaluate(state, eval_set, mesh))
+            m = evaluate(state, eval_set, mesh)
+            if config.eval_protection:
+                m |= protection_eval(state, eval_set, config)
+            last["eval"] = logger.log(done, "eval", m)
         ckpts.save(done, state, force=final)
     ckpts.close()
     if config.export_dir:

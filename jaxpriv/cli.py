@@ -17,9 +17,16 @@ import numpy as np
 from jaxpriv.demo import add_demo_parser
 from jaxpriv.errors import JaxprivError
 from jaxpriv.eval import add_eval_parser
+from jaxpriv.protect import seed_arg
 
 EXIT_ERROR = 2
 SAMPLES = Path(__file__).parent / "samples"
+
+
+def _shown(path: object) -> str:
+    """A file name for a one-line message: control characters escaped (a hostile name must not
+    break the line or drive the terminal), as ``jaxpriv.io`` does in its errors."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(path))
 
 
 def _recognizer(args: argparse.Namespace):  # noqa: ANN202
@@ -123,9 +130,10 @@ def cmd_protect(args: argparse.Namespace) -> int:
         if f.status == "failed":
             print(f"failed: {f.reason}", file=sys.stderr)
         elif f.status == "no_face":
-            print(f"no face: {f.input} (written unchanged to {f.output})", file=sys.stderr)
+            print(f"no face: {_shown(f.input)} (written unchanged to {_shown(f.output)})",
+                  file=sys.stderr)
         if f.video:
-            _print_video(f.input, f.video)
+            _print_video(_shown(f.input), f.video)
     if args.json:
         Path(args.json).write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
     print(f"{summary.line()} -> {args.out}")
@@ -201,6 +209,22 @@ def _print_video(name: str, v: dict) -> None:
 # --- a sealed key file per output; see jaxpriv/masktpl/xor.py.
 
 
+class _RefusePassword(argparse.Action):
+    """``--password``: refused without echoing its value. A password on the command line is
+    visible to other users (ps) and kept in shell history; without this option argparse would
+    also take ``--password X`` as an abbreviation of ``--password-file`` and print X back in a
+    "password file not found" error."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        parser.error("--password is not accepted (a password on the command line is visible to "
+                     "other users and kept in shell history): use --password-file FILE or the "
+                     "prompt")
+
+
+def _refuse_password_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
+
+
 def protect_mask(args: argparse.Namespace, given: dict) -> int:
     """``protect --method mask``: OUT/<stem>.png + OUT/<stem>.png.jpkey per photo."""
     from jaxpriv.io import ensure_not_input
@@ -208,7 +232,7 @@ def protect_mask(args: argparse.Namespace, given: dict) -> int:
     from jaxpriv.masktpl.method import DEFAULT_BITS
     from jaxpriv.masktpl.model import load_model
     from jaxpriv.masktpl.xor import protect_file
-    from jaxpriv.protect import plan_outputs
+    from jaxpriv.protect import FileResult, Summary, plan_outputs
 
     if args.format is not None and args.format.lower().lstrip(".") != "png":
         raise JaxprivError(f"--format {args.format}: --method mask writes PNG only (lossless); "
@@ -219,17 +243,25 @@ def protect_mask(args: argparse.Namespace, given: dict) -> int:
     password = read_password(given.get("password_file"), confirm=True)
     model = load_model()
     done = failed = 0
+    summary = Summary("mask", None)  # type: ignore[arg-type]  # randomness: password + salt
     for path, out in pairs:
         try:
             ensure_not_input(out, [p for p, _ in pairs])
             res = protect_file(path, out, password, given.get("bits", DEFAULT_BITS), model,
                                overwrite=args.overwrite)
             done += 1
+            summary.files.append(FileResult(str(path), str(out),
+                                            "protected" if res.faces else "no_face",
+                                            res.faces))
             if not res.faces:
-                print(f"no face: {path} (written unchanged to {out})", file=sys.stderr)
+                print(f"no face: {_shown(path)} (written unchanged to {_shown(out)})",
+                      file=sys.stderr)
         except JaxprivError as e:
             failed += 1
+            summary.files.append(FileResult(str(path), None, "failed", reason=str(e)))
             print(f"failed: {e}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
     print(f"{done} protected (key files beside them: <name>.png.jpkey), {failed} failed "
           f"-> {args.out}")
     return 1 if failed else 0
@@ -282,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("inputs", nargs="*", help="photos, videos, folders (recursive), stream URLs")
     pr.add_argument("-o", "--out", required=True, help="output folder (OUTDIR/<stem>.<ext>)")
     pr.add_argument("--method", required=True, choices=method_names())
-    pr.add_argument("--seed", type=int, default=0, help="randomness (same seed, same output)")
+    pr.add_argument("--seed", type=seed_arg, default=None, metavar="N",
+                    help="0 … 2**64−1: same seed, same output. Default: fresh OS randomness, not "
+                         "recorded (anyone who knows the seed can regenerate the noise)")
     pr.add_argument("--format", default=None, help="output extension (default: the input's)")
     pr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     pr.add_argument("--json", default=None, help="write the run summary as JSON")
@@ -291,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     for opt in all_options().values():
         pr.add_argument("--" + opt.name.replace("_", "-"), dest=opt.name, type=opt.type,
                         default=None, choices=opt.choices, help=f"{opt.help} (method option)")
+    _refuse_password_arg(pr)
     pr.set_defaults(func=cmd_protect)
 
     rs = sub.add_parser("restore", help="restore photos protected with --method mask")
@@ -300,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--password-file", default=None, help="file whose first line is the password "
                     "(default: prompt, if stdin is a terminal)")
     rs.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _refuse_password_arg(rs)
     rs.set_defaults(func=cmd_restore)
     add_eval_parser(sub)
     add_demo_parser(sub)

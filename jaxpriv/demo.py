@@ -23,6 +23,7 @@ from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, detect_faces, extract_chips
 from jaxpriv.io import load_image, save_image
 from jaxpriv.methods import get_method, method_names
+from jaxpriv.protect import seed_arg
 
 SAMPLES = Path(__file__).parent / "samples"
 CELL = 230
@@ -194,7 +195,7 @@ def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
                    "./jaxpriv-demo)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     p.add_argument("--methods", default=None, help="comma-separated subset (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="randomness of the methods")
+    p.add_argument("--seed", type=seed_arg, default=0, help="randomness of the methods")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
     return p

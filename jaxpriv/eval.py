@@ -48,7 +48,7 @@ from jaxpriv.faces import Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.io import IMAGE_EXTENSIONS, load_image
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, all_options, get_method
-from jaxpriv.protect import image_key
+from jaxpriv.protect import image_key, seed_arg
 
 FAR_TARGETS = (1e-2, 1e-3)
 JPEG_QUALITY = 75
@@ -563,7 +563,7 @@ def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-per-identity", type=int, default=None,
                    help="at most N probes per identity (the reference is extra)")
     p.add_argument("--sweep", default=None, help="param=v1,v2,...: one run per value")
-    p.add_argument("--seed", type=int, default=0, help="randomness of the method")
+    p.add_argument("--seed", type=seed_arg, default=0, help="randomness of the method")
     p.add_argument("--aligned-crops", action=argparse.BooleanOptionalAction, default=None,
                    help="inputs are pre-aligned face crops (default: auto, square ≤ "
                    f"{CROP_MAX_SIDE} px)")

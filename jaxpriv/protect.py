@@ -9,7 +9,9 @@ streams go through :func:`jaxpriv.video.protect_video` into ``<stem>.mp4``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import secrets
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,7 +44,7 @@ class Summary:
     """Outcome of a run; ``exit_code`` is 1 if any file failed, else 0."""
 
     method: str
-    seed: int
+    seed: int | None  # None: fresh OS randomness, deliberately not recorded
     files: list[FileResult] = dataclasses.field(default_factory=list)
 
     def count(self, status: str) -> int:
@@ -64,12 +66,31 @@ class Summary:
 
 
 PLATE_STREAM = 0x706C74  # folded into an image's key for its licence plates
+SEED_BITS = 64  # a run's seed: 0 … 2**64 − 1, the two 32-bit words of a threefry key
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of ``--seed``: an integer in 0 … 2**64 − 1 (a clear error otherwise)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**SEED_BITS:
+        raise argparse.ArgumentTypeError(f"must be in 0 … 2**{SEED_BITS} − 1, got {value}")
+    return value
+
+
+def run_key(seed: int) -> jax.Array:
+    """The threefry key of a run: all 64 bits of ``seed`` are kept (``jax.random.key`` would
+    keep only the low 32); equal to ``jax.random.key(seed)`` for seeds below 2**32."""
+    words = np.array([(seed >> 32) & 0xFFFFFFFF, seed & 0xFFFFFFFF], np.uint32)
+    return jax.random.wrap_key_data(words, impl="threefry2x32")
 
 
 def image_key(seed: int, relative_name: str) -> jax.Array:
     """The PRNG key of one image: the run's seed folded with a hash of its relative path, so an
     image's output does not depend on which other images are in the run."""
-    return jax.random.fold_in(jax.random.key(seed), zlib.crc32(relative_name.encode()) & 0x7FFFFFFF)
+    return jax.random.fold_in(run_key(seed), zlib.crc32(relative_name.encode()) & 0x7FFFFFFF)
 
 
 def plan_outputs(
@@ -99,7 +120,7 @@ def protect_files(
     out_dir: str | Path,
     protect: ProtectFn,
     method: str,
-    seed: int = 0,
+    seed: int | None = None,
     overwrite: bool = False,
     ext: str | None = None,
     upsample: int = 1,
@@ -108,13 +129,18 @@ def protect_files(
 ) -> Summary:
     """Run ``protect`` over every image and video in ``inputs`` (files, folders, stream URLs)
     into ``out_dir``; videos go through :func:`jaxpriv.video.protect_video`. ``plates``
-    (:func:`jaxpriv.deid.plates.plate_source`) then replaces each photo's licence plates."""
+    (:func:`jaxpriv.deid.plates.plate_source`) then replaces each photo's licence plates.
+    ``seed=None`` draws a 64-bit seed from the OS (``secrets``) and does not record it: whoever
+    knows the seed can regenerate the noise, so only a seed the user chose is reproducible."""
     out_dir = Path(out_dir)
+    recorded = seed
+    if seed is None:
+        seed = secrets.randbits(SEED_BITS)
     pairs = plan_outputs(inputs, out_dir, ext)
     if not pairs:
         raise JaxprivError("no images found in the given paths")
     all_inputs = [p for p, _ in pairs]
-    summary = Summary(method, seed)
+    summary = Summary(method, recorded)
     for path, out in tqdm(pairs, desc=f"protect ({method})", unit="img", disable=len(pairs) < 2):
         try:
             io.ensure_not_input(out, all_inputs)

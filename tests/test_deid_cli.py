@@ -21,8 +21,9 @@ pytestmark = pytest.mark.skipif(
 
 def test_protect_deid_on_sample(tmp_path, capsys) -> None:
     src = SAMPLES / "obama.jpg"
-    args = ["protect", "--method", "deid", str(src), "--epsilon", "2", "--seed", "3",
-            "--steps", "20", "--format", "png"]
+    args = ["protect", "--method", "deid", str(src), "--mode", "paper", "--epsilon", "2",
+            "--seed", "3",
+            "--steps", "10", "--format", "png"]
     assert main([*args, "-o", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
     assert "ε = 2" in err and "Δf = 1" in err
@@ -45,9 +46,9 @@ def test_protect_deid_on_sample(tmp_path, capsys) -> None:
     assert not np.array_equal(rgb(tmp_path / "c" / "obama.png"), out)
 
 
-def test_bounded_mode_reports_true_epsilon(tmp_path, capsys) -> None:
+def test_default_bounded_mode_reports_true_epsilon(tmp_path, capsys) -> None:
     src = SAMPLES / "biden.jpg"
-    assert main(["protect", "--method", "deid", str(src), "-o", str(tmp_path), "--mode",
-                 "bounded", "--epsilon", "300", "--steps", "20"]) == 0
+    assert main(["protect", "--method", "deid", str(src), "-o", str(tmp_path), "--steps",
+                 "10"]) == 0  # the default: bounded mode at its default ε
     err = capsys.readouterr().err
-    assert "Δf = 2·C·dim" in err and "ε = 300" in err and "true ε-DP" in err
+    assert "Δf = 2·C·dim = 512" in err and "ε = 1024" in err and "true ε-DP" in err

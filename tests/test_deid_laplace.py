@@ -52,11 +52,18 @@ def test_bounded_mode_derives_sensitivity_and_stays_in_box() -> None:
     mech = LatentMechanism("bounded", eps, dim, clip=clip)
     assert mech.delta_f == 128.0 and mech.scale == pytest.approx(2.0)
     assert "Δf = 2·C·dim = 128" in mech.describe() and "ε = 64" in mech.describe()
+    assert "true ε-DP" in mech.describe()
     center = jnp.linspace(-1, 1, dim)
+    scale = jnp.linspace(0.2, 1.5, dim)  # per-coordinate std: the box is ±C·std
     w = jax.random.normal(jax.random.key(2), (16, dim)) * 3
-    out = np.asarray(jax.vmap(lambda k, x: mech(k, x, center))(
+    out = np.asarray(jax.vmap(lambda k, x: mech(k, x, center, scale))(
         jax.random.split(jax.random.key(3), 16), w))
-    assert np.all(np.abs(out - np.asarray(center)) <= clip + 1e-6)
+    assert np.all(np.abs(out - np.asarray(center)) <= clip * np.asarray(scale) + 1e-5)
+    # in w units the noise of coordinate i has scale std_i·Δf/ε
+    raw_w = bounded_laplace_mechanism(jax.random.key(6), jnp.zeros((4000, dim)), clip, eps,
+                                      scale=scale, clip_output=False)
+    ratio = np.mean(np.abs(np.asarray(raw_w)), 0) / (np.asarray(scale) * 2 * clip * dim / eps)
+    assert np.allclose(ratio, 1.0, atol=0.1)
     # the noise before post-processing has scale 2·C·dim/ε
     raw = bounded_laplace_mechanism(jax.random.key(4), jnp.zeros((4000, dim)), clip, eps,
                                     clip_output=False)

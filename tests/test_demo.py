@@ -11,22 +11,28 @@ from jaxpriv.cli import main
 from jaxpriv.demo import CELL, sample_photos
 
 
-def test_demo_writes_grid_and_metrics(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_demo_writes_grid_and_metrics(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    from jaxpriv.masktpl.model import MODEL_ENV
+
+    monkeypatch.setenv(MODEL_ENV, str(tmp_path / "no-such-model"))  # mask: model missing
     out = tmp_path / "demo"
-    rc = main(["demo", "-o", str(out), "--methods", "solid,smna", "--quiet"])
+    rc = main(["demo", "-o", str(out), "--methods", "solid,smna,mask", "--quiet"])
     assert rc == 0
     report = json.loads((out / "metrics.json").read_text())
     photos = sample_photos()
     assert report["photos"] == [p.name for p in photos] and len(photos) == 4
-    assert set(report["methods"]) == {"solid"}
-    assert "smna" in report["skipped"]  # no SMGG checkpoint shipped: skipped with a note
+    assert set(report["methods"]) == {"solid", "smna"}  # the shipped SMGG checkpoint is used
+    assert "no-such-model" in report["skipped"]["mask"]  # skipped with the reason
     for m in report["methods"].values():
-        assert m["faces"] == 5 and m["same_person"] == 0  # two_people.jpg has two faces
-        assert 0.6 <= m["mean_distance"] < 2 and 0 < m["mean_ssim"] < 1
+        assert m["faces"] == 5  # two_people.jpg has two faces
+        assert 0 < m["mean_ssim"] < 1
+    solid = report["methods"]["solid"]
+    assert solid["same_person"] == 0 and 0.6 <= solid["mean_distance"] < 2
+    assert report["methods"]["smna"]["mean_ssim"] > solid["mean_ssim"]  # noise, not a fill
     grid = Image.open(out / "grid.png")
-    assert grid.width > 2 * CELL and grid.height > 4 * CELL  # 2 columns, 4 rows
-    assert (out / "solid" / "obama.png").is_file()
+    assert grid.width > 3 * CELL and grid.height > 4 * CELL  # 3 columns, 4 rows
+    assert (out / "solid" / "obama.png").is_file() and (out / "smna" / "obama.png").is_file()
     printed = capsys.readouterr().out
-    assert "solid" in printed and "skipped smna" in printed
+    assert "solid" in printed and "skipped mask" in printed
     # never into a non-empty folder without --overwrite
     assert main(["demo", "-o", str(out), "--methods", "solid", "--quiet"]) == 2

@@ -95,3 +95,21 @@ def test_cli_option_errors(tmp_path: Path) -> None:
               "-o", str(tmp_path))
     assert res.returncode == 2 and "--epsilon not an option of --method mosaic" in res.stderr
     assert {"none", "blur", "mosaic", "solid", "dppix"} <= set(method_names())
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64), "abc"])
+def test_cli_bad_seed_is_a_clear_error(tmp_path: Path, seed: str) -> None:
+    res = run("protect", "--method", "dppix", str(SAMPLES / "obama.jpg"), "-o",
+              str(tmp_path / "out"), "--seed", seed)
+    assert res.returncode == 2 and "--seed" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_key_keeps_all_64_bits_and_matches_jax_below_2_32() -> None:
+    from jaxpriv.protect import run_key
+
+    def draw(k: jax.Array) -> float:
+        return float(jax.random.normal(k))
+
+    assert draw(run_key(12345)) == draw(jax.random.key(12345))
+    assert draw(run_key(2**32 + 7)) != draw(run_key(7))

@@ -12,7 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.experiment = "deid_eval"
     c.checkpoint = "ckpt/face_gan_64"
     c.seed = 0
-    c.steps = 100  # projection steps (eq. 18)
+    c.steps = 60  # projection steps (eq. 18), as the method's default
     c.lr = 0.05
     c.lambda_mse = 1.0
     c.lambda_id = 0.0
@@ -25,20 +25,24 @@ def get_config() -> ml_collections.ConfigDict:
     c.cache_dir = "/work/jaxpriv_data/deid"
     c.holdout_fraction = 0.25
     c.split_seed = 0
-    c.glint_per_identity = 8
+    c.glint_per_identity = 12
     # full photos: the bundled samples and the MIT-licensed face_recognition scenes
     c.scene_globs = ("jaxpriv/samples/*.jpg",
                      "../shared/data/scenes/face_recognition/alex-lacamoire.png",
                      "../shared/data/scenes/face_recognition/lin-manuel-miranda.png",
                      "../shared/data/scenes/face_recognition/knn_examples/test/*.jpg")
-    c.max_scene_faces = 40
+    c.max_scene_faces = 16
     # Laplace mechanism sweeps (paper mode: Δf = sensitivity; bounded: Δf = 2·C·dim)
     c.sensitivity = 1.0
-    c.paper_epsilons = (0.5, 1.0, 2.0, 5.0, 20.0, 100.0)
-    c.clip = 1.0  # bounded C in units of max std of w
-    c.bounded_epsilons = (64.0, 128.0, 256.0, 512.0, 2048.0)
-    c.default_mode = "paper"
-    c.default_epsilon = 2.0  # the row compared in the figure
+    c.paper_epsilons = (1.0, 2.0, 3.0, 5.0, 10.0, 100.0)
+    c.clip = 2.0  # bounded C, in units of the per-coordinate std of w  → Δf = 2·C·128 = 512
+    c.bounded_epsilons = (256.0, 512.0, 1024.0, 2048.0, 4096.0)
+    # truncation ψ (post-processing toward the mean w) swept with the bounded ε
+    c.truncations = (1.0, 0.8, 0.6)
+    # the method's default (jaxpriv.deid.method.DEFAULT_*), summarised over both sets
+    c.default_variant = "ours bounded ε=1024"
+    # columns of the figure besides original | blur | mosaic (the default first)
+    c.figure_variants = ("ours bounded ε=1024", "ours paper ε=3", "ours, no noise: G(w*)")
     c.out_json = "experiments/results/deid.json"
     c.out_md = "experiments/results/deid.md"
     c.out_png = "experiments/results/deid.png"

@@ -185,7 +185,7 @@ def read_header(data: bytes) -> tuple[dict[str, Any], bytes, bytes]:
     raw = data[start:start + n]
     try:
         header = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: hostile nesting like [[[[...]]]]
         raise KeyFileError("key file header is not valid JSON (tampered?)") from None
     if not isinstance(header, dict) or header.get("kdf") != "scrypt":
         raise KeyFileError("key file header: unsupported key derivation")

@@ -26,7 +26,7 @@ from jaxpriv.masktpl.template import NET_SIZE, keyed_template, template_scores, 
 
 CHIP_SIZE = 150  # dlib chips: the face geometry the pad lives in
 MODEL_ENV = "JAXPRIV_MASK_MODEL"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "ckpt" / "mask_perturb_dlib"
+DEFAULT_MODEL_NAME = "mask_perturb_dlib"  # shipped in ckpt/
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +113,10 @@ def save_model(directory: str | os.PathLike[str], model: MaskModel, step: int = 
 
 def default_model_dir() -> Path:
     """``$JAXPRIV_MASK_MODEL`` or the shipped ``ckpt/mask_perturb_dlib``."""
-    return Path(os.environ.get(MODEL_ENV) or DEFAULT_MODEL_DIR)
+    from jaxpriv.checkpoints import shipped_checkpoint
+
+    env = os.environ.get(MODEL_ENV)
+    return Path(env) if env else shipped_checkpoint(DEFAULT_MODEL_NAME)
 
 
 @functools.lru_cache(maxsize=4)

@@ -18,7 +18,7 @@ Checkpoint format (a directory; ``--checkpoint DIR``), written by
   settings / data counts / last evaluation, for the record.
 
 Default checkpoints: ``ckpt/smgg_dlib_black`` and ``ckpt/smgg_dlib_white`` of the repository
-(``ckpt/README.md`` says how each was trained).
+(each with a ``README.md`` saying how it was trained).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxpriv.checkpoints import shipped_checkpoint
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, extract_chips, paste_chip
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
@@ -38,7 +39,6 @@ from jaxpriv.smna import noise as noise_lib
 from jaxpriv.smna.smgg import load_generator
 
 DEFAULT_CHECKPOINT = "ckpt/smgg_dlib_{noise}"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_HINT = ("train one with: python -m experiments.main --config experiments/configs/smgg.py "
               "--config.noise={noise} --config.workdir=/work/jaxpriv_data/smgg_runs/{noise} "
               "--config.export_dir={path}")
@@ -50,7 +50,7 @@ def resolve_checkpoint(checkpoint: str, noise: str) -> Path:
     relative to the working directory."""
     path = Path(checkpoint.format(noise=noise))
     if checkpoint == DEFAULT_CHECKPOINT:
-        path = REPO_ROOT / path
+        path = shipped_checkpoint(path.name)
     return path
 
 
