@@ -322,6 +322,9 @@ def markdown(results: dict, config: ml_collections.ConfigDict) -> str:
               "unbounded). *bounded* mode clips w to w_avg ± C per coordinate, so Δf = 2·C·dim is "
               "a true L1 sensitivity and ε is the real budget for the latent code (pose, "
               "position, size and everything outside the mask are not privatised).",
+              "- *ψ* (truncation, `--truncation`): the released code is pulled toward the "
+              "generator's mean w, w̃ → w_avg + ψ·(w̃ − w_avg), after the mechanism; a function "
+              "of the released value only (post-processing), so ε is unchanged.",
               "- One Laplace draw per face is scaled across ε (common random numbers), keyed "
               "as `jaxpriv protect --seed` keys faces."]
     return "\n".join(lines) + "\n"

@@ -27,7 +27,7 @@ from jaxpriv.protect import seed_arg
 
 SAMPLES = Path(__file__).parent / "samples"
 CELL = 230
-HEADER = 44
+HEADER = 58
 FOOTER = 24
 PAD = 6
 
@@ -122,6 +122,27 @@ def run_demo(out_dir: str | Path = "jaxpriv-demo", overwrite: bool = False,
     return report
 
 
+UNSHOWN = {"margin", "checkpoint", "password_file"}  # options not printed under a column
+
+
+def _fit(draw: ImageDraw.ImageDraw, items: list[str], font: ImageFont.ImageFont, width: int,
+         max_lines: int = 2) -> list[str]:
+    """``items`` joined by ", " into at most ``max_lines`` lines of ``width`` px ("…" if cut)."""
+    lines: list[str] = []
+    for item in items:
+        joined = f"{lines[-1]}, {item}" if lines else item
+        if lines and draw.textlength(joined, font=font) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(item)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] += " …"
+    return [line if draw.textlength(line, font=font) <= width else
+            line[: max(1, len(line) * width // int(draw.textlength(line, font=font)) - 1)] + "…"
+            for line in lines]
+
+
 def draw_grid(photos: list[tuple], outputs: dict[str, list[np.ndarray]],
               results: dict[str, Any]) -> Image.Image:
     """Rows = photos, columns = original + methods; each cell labelled with its distances."""
@@ -136,9 +157,11 @@ def draw_grid(photos: list[tuple], outputs: dict[str, list[np.ndarray]],
         x = PAD + c * (CELL + PAD)
         draw.text((x + CELL // 2, 15), name, fill="black", font=font, anchor="mm")
         opts = results[name]["options"] if name in results else {}
-        sub = ", ".join(f"{k}={v}" for k, v in opts.items() if k != "margin" and v is not None)
-        draw.text((x + CELL // 2, 34), sub or ("clean" if name == "original" else ""),
-                  fill=(110, 110, 110), font=small, anchor="mm")
+        items = [f"{k}={v}" for k, v in opts.items() if k not in UNSHOWN and v is not None]
+        lines = _fit(draw, items or (["clean"] if name == "original" else []), small, CELL)
+        for i, line in enumerate(lines):
+            draw.text((x + CELL // 2, 32 + 14 * i), line, fill=(110, 110, 110), font=small,
+                      anchor="mm")
     for r, (path, image, faces, _) in enumerate(photos):
         box = _view_box(image.shape, faces)
         y = HEADER + r * (CELL + FOOTER + PAD)

@@ -51,4 +51,5 @@ def test_default_bounded_mode_reports_true_epsilon(tmp_path, capsys) -> None:
     assert main(["protect", "--method", "deid", str(src), "-o", str(tmp_path), "--steps",
                  "10"]) == 0  # the default: bounded mode at its default ε
     err = capsys.readouterr().err
-    assert "Δf = 2·C·dim = 512" in err and "ε = 1024" in err and "true ε-DP" in err
+    assert "Δf = 2·C·dim = 512" in err and "ε = 256" in err and "true ε-DP" in err
+    assert "ψ = 0.7 toward the mean" in err

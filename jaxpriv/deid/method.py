@@ -35,12 +35,13 @@ if TYPE_CHECKING:  # heavy modules are imported when the method is built
 
 DEFAULT_CHECKPOINT = "ckpt/face_gan_64"
 DEFAULT_MODE = "bounded"
-# default ε per mode, chosen from experiments/results/deid.md (the shipped 64×64 generator):
-# bounded ε = 1024 (C = 2 std, Δf = 512, b = 0.5 std) and paper ε = 3 (Δf = 1, b = 0.33)
-DEFAULT_EPSILON = {"bounded": 1024.0, "paper": 3.0}
+# default ε and truncation ψ per mode, chosen from experiments/results/deid.md (the shipped 64×64
+# generator): bounded ε = 256 (C = 2 std, Δf = 512, b = 2 std) with ψ = 0.7 — the sweep's point
+# with ≥ 93 % different and ≥ 93 % still a face on both held-out sets — and paper ε = 3 (Δf = 1)
+DEFAULT_EPSILON = {"bounded": 256.0, "paper": 3.0}
+DEFAULT_TRUNCATION = {"bounded": 0.7, "paper": 1.0}
 DEFAULT_SENSITIVITY = 1.0  # paper mode Δf
 DEFAULT_CLIP = 2.0  # bounded mode C, in units of the generator's per-coordinate std of w
-DEFAULT_TRUNCATION = 1.0  # ψ, post-processing pull of the noisy code toward the mean w
 TRAIN_HINT = ("train one with: python -m experiments.main --config experiments/configs/face_gan.py"
               " --config.export_dir={path}")
 
@@ -76,7 +77,7 @@ def _bucket(n: int) -> int:
 
 
 def mechanism(generator: LoadedGenerator, mode: str, epsilon: float, sensitivity: float,
-              clip: float, truncation: float = DEFAULT_TRUNCATION) -> LatentMechanism:
+              clip: float, truncation: float = 1.0) -> LatentMechanism:
     """The :class:`~jaxpriv.deid.laplace.LatentMechanism` for a generator. In bounded mode it is
     applied to ``(w − w_avg)/w_std`` (the generator's public mean and per-coordinate std of
     ``w``) clipped to ``±clip``; call it as ``mech(key, w, generator.w_avg, generator.w_std)``."""
@@ -88,10 +89,11 @@ def mechanism(generator: LoadedGenerator, mode: str, epsilon: float, sensitivity
 
 def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
          checkpoint: str = DEFAULT_CHECKPOINT, sensitivity: float = DEFAULT_SENSITIVITY,
-         clip: float = DEFAULT_CLIP, truncation: float = DEFAULT_TRUNCATION, steps: int = 60,
+         clip: float = DEFAULT_CLIP, truncation: float | None = None, steps: int = 60,
          region: str = "hull68") -> ProtectFn:
     """Build the ``deid`` method: ``G(w* + Lap(Δf/ε))`` swapped into every face (eq. 10).
-    ``epsilon=None`` takes the mode's default (:data:`DEFAULT_EPSILON`)."""
+    ``epsilon=None`` / ``truncation=None`` take the mode's defaults (:data:`DEFAULT_EPSILON`,
+    :data:`DEFAULT_TRUNCATION`)."""
     from jaxpriv.deid.blend import swap_face
     from jaxpriv.deid.project import render, resize_chips
     from jaxpriv.faces import extract_chips
@@ -101,9 +103,10 @@ def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
     if mode not in DEFAULT_EPSILON:
         raise JaxprivError(f"mode must be one of {sorted(DEFAULT_EPSILON)}, got {mode!r}")
     eps = DEFAULT_EPSILON[mode] if epsilon is None else float(epsilon)
-    if not 0 < truncation <= 1:
-        raise JaxprivError(f"--truncation must be in (0, 1], got {truncation}")
-    mech = mechanism(gen, mode, eps, sensitivity, clip, truncation)
+    psi = DEFAULT_TRUNCATION[mode] if truncation is None else float(truncation)
+    if not 0 < psi <= 1:
+        raise JaxprivError(f"--truncation must be in (0, 1], got {psi}")
+    mech = mechanism(gen, mode, eps, sensitivity, clip, psi)
     print(f"deid: {mech.describe()}", file=sys.stderr)
     project = _projector(path, int(steps))
     size = gen.config.resolution
@@ -131,7 +134,7 @@ def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
 register_method(MethodSpec(
     "deid", "DP de-identification: GAN latent of each face + Laplace noise, swapped in "
     "(paper 001)", deid,
-    (Option("epsilon", float, None, "privacy budget ε of the Laplace mechanism (default: 1024 in "
+    (Option("epsilon", float, None, "privacy budget ε of the Laplace mechanism (default: 256 in "
             "bounded mode, 3 in paper mode)"),
      Option("mode", str, DEFAULT_MODE, "paper: Δf = --sensitivity as given; bounded: latent "
             "clipped to ±C so Δf = 2·C·dim (true ε)", choices=("paper", "bounded")),
@@ -140,8 +143,8 @@ register_method(MethodSpec(
      Option("sensitivity", float, DEFAULT_SENSITIVITY, "paper mode: Δf of the Laplace noise"),
      Option("clip", float, DEFAULT_CLIP, "bounded mode: C, the clip box half-width in units of "
             "the generator's per-coordinate std of w"),
-     Option("truncation", float, DEFAULT_TRUNCATION, "ψ in (0, 1]: pull the noisy latent toward "
-            "the mean face (post-processing, ε unchanged)"),
+     Option("truncation", float, None, "ψ in (0, 1]: pull the noisy latent toward the mean face "
+            "(post-processing, ε unchanged; default 0.7 in bounded mode, 1 in paper mode)"),
      Option("steps", int, 60, "latent projection steps (eq. 18)"),
      Option("region", str, "hull68", "face region replaced: 68-landmark hull or chip-template "
             "ellipse",
