@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -237,12 +238,17 @@ def run(config: ml_collections.ConfigDict) -> dict:
         recon_of = {(id(p), i): recon_u8[k] for k, (p, i) in enumerate(flat)}
         variants["ours, no noise: G(w*)"] = [swap_all(recon_of, p) for p in photos]
         for label, mech in tqdm(mechs, desc=f"ε sweep ({set_name})"):
+            if config.figure_only and f"ours {label}" not in config.figure_variants:
+                continue
             noisy = jnp.stack([mech(key_by_face[k], jnp.asarray(w_by_face[k]), gen.w_avg,
                                     gen.w_std) for k in w_by_face])
             chips_new = render(gen, noisy)
             chips_of = {k: chips_new[j] for j, k in enumerate(w_by_face)}
             variants[f"ours {label}"] = [swap_all(chips_of, p) for p in photos]
 
+        examples[set_name] = {"photos": photos, "variants": variants}
+        if config.figure_only:
+            continue
         rows = {}
         for vname, outs in tqdm(variants.items(), desc=f"measure ({set_name})"):
             det, dist = [], []
@@ -257,13 +263,16 @@ def run(config: ml_collections.ConfigDict) -> dict:
                            **{k: float(v) for k, v in um.items()}}
         results["sets"][set_name] = {"photos": len(photos), "faces": len(flat),
                                      "reconstruction": recon_stats, "rows": rows}
-        examples[set_name] = {"photos": photos, "variants": variants}
 
+    if config.figure_only:
+        figure(examples, config)
+        return results
     results["meta"] = {
         "checkpoint": str(config.checkpoint), "generator": gen.info, "projection": pc.__dict__,
         "mask": config.mask, "seed": config.seed, "command": config.command,
         "wall_minutes": (time.time() - t0) / 60,
-        "machine": f"{platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s)",
+        "machine": f"{_cpu()}, {os.cpu_count()} cores, {jax.device_count()} "
+                   f"{jax.default_backend()} device(s)",
     }
     Path(config.out_json).write_text(json.dumps(results, indent=2, default=str) + "\n")
     Path(config.out_md).write_text(markdown(results, config))
@@ -354,6 +363,17 @@ def _crop(image: np.ndarray, face: Face, grow: float = 0.6, size: int = 192) -> 
                           borderMode=cv2.BORDER_CONSTANT)
 
 
+def _cpu() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def figure(examples: dict, config: ml_collections.ConfigDict, per_set: int = 3) -> None:
     """Rows of face crops: original | blur | mosaic | ours (``config.figure_variants``)."""
     cols = ["original", "blur (box+25 %)", "mosaic (box+25 %)", *config.figure_variants]
@@ -366,13 +386,14 @@ def figure(examples: dict, config: ml_collections.ConfigDict, per_set: int = 3) 
             rows.append(np.concatenate([_crop(ex["variants"][c][j], p["faces"][0])
                                         for c in cols], 1))
     grid = np.concatenate(rows, 0)
-    header = np.full((28, grid.shape[1], 3), 255, np.uint8)
+    header = np.full((44, grid.shape[1], 3), 255, np.uint8)
     labels = ["original", "blur", "mosaic"] + [
-        v.replace("ours, no noise: G(w*)", "G(w*), no noise").replace("ours ", "")
-        .replace("ε", "eps")
+        v.replace("ours, no noise: G(w*)", "G(w*) no noise").replace("ours ", "")
+        .replace("ε", "eps").replace("ψ", "psi")
         for v in config.figure_variants]
-    for k, c in enumerate(labels):
-        cv2.putText(header, c, (k * 192 + 6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+    for k, label in enumerate(labels):  # two lines: mode, then its parameters
+        for i, line in enumerate(label.split(" ", 1)):
+            cv2.putText(header, line, (k * 192 + 6, 18 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                        (0, 0, 0), 1, cv2.LINE_AA)
     cv2.imwrite(config.out_png, cv2.cvtColor(np.concatenate([header, grid], 0),
                                              cv2.COLOR_RGB2BGR))

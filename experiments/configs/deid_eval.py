@@ -2,6 +2,7 @@
 
 Run: python -m experiments.main --config experiments/configs/deid_eval.py
 Smoke: --config.glint_per_identity=1 --config.max_scene_faces=2 --config.steps=10
+Redraw the figure only (minutes, projection cached): --config.figure_only=True
 """
 
 import ml_collections
@@ -44,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
     # columns of the figure besides original | blur | mosaic (the default first)
     c.figure_variants = ("ours bounded ε=256 ψ=0.7", "ours bounded ε=1024", "ours paper ε=3",
                          "ours, no noise: G(w*)")
+    c.figure_only = False  # True: redraw out_png only (projection cached), no measurement
     c.out_json = "experiments/results/deid.json"
     c.out_md = "experiments/results/deid.md"
     c.out_png = "experiments/results/deid.png"
