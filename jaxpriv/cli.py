@@ -243,7 +243,7 @@ def protect_mask(args: argparse.Namespace, given: dict) -> int:
     password = read_password(given.get("password_file"), confirm=True)
     model = load_model()
     done = failed = 0
-    summary = Summary("mask", None)  # type: ignore[arg-type]  # randomness: password + salt
+    summary = Summary("mask", None)  # no seed: randomness from password + salt
     for path, out in pairs:
         try:
             ensure_not_input(out, [p for p, _ in pairs])
