@@ -20,8 +20,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from jaxpriv.deid.project import (
     render,
     resize_chips,
 )
+from jaxpriv.eval import machine_description
 from jaxpriv.faces import Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.faces.detect import landmarks_in_box
@@ -203,9 +202,10 @@ def run(config: ml_collections.ConfigDict) -> dict:
         target_emb = np.concatenate([p["emb"][i:i + 1] for p, i in flat])
         ws, recon_f, losses = cached_projection(config, ckpt, project, targets, target_emb)
         recon_u8 = np.round(recon_f * 255).astype(np.uint8)
-        d_recon = np.linalg.norm(rec.embed(_up(recon_u8)) - target_emb, axis=-1)
-        d_recon_up = np.linalg.norm(rec.embed(_up(recon_u8)) - rec.embed(_up(targets)), axis=-1)
-        d_target_up = np.linalg.norm(rec.embed(_up(targets)) - target_emb, axis=-1)
+        emb_recon, emb_target_up = rec.embed(_up(recon_u8)), rec.embed(_up(targets))
+        d_recon = np.linalg.norm(emb_recon - target_emb, axis=-1)
+        d_recon_up = np.linalg.norm(emb_recon - emb_target_up, axis=-1)
+        d_target_up = np.linalg.norm(emb_target_up - target_emb, axis=-1)
         recon_stats = {
             "faces": len(flat),
             "ssim_G(w*)_vs_target64": metrics.mean_ssim(list(recon_u8), list(targets)),
@@ -271,8 +271,7 @@ def run(config: ml_collections.ConfigDict) -> dict:
         "checkpoint": str(config.checkpoint), "generator": gen.info, "projection": pc.__dict__,
         "mask": config.mask, "seed": config.seed, "command": config.command,
         "wall_minutes": (time.time() - t0) / 60,
-        "machine": f"{_cpu()}, {os.cpu_count()} cores, {jax.device_count()} "
-                   f"{jax.default_backend()} device(s)",
+        "machine": f"{machine_description()}; {jax.device_count()} device(s)",
     }
     Path(config.out_json).write_text(json.dumps(results, indent=2, default=str) + "\n")
     Path(config.out_md).write_text(markdown(results, config))
@@ -361,17 +360,6 @@ def _crop(image: np.ndarray, face: Face, grow: float = 0.6, size: int = 192) -> 
     a = np.array([[size / s, 0, size / 2 - cx * size / s], [0, size / s, size / 2 - cy * size / s]])
     return cv2.warpAffine(image, a, (size, size), flags=cv2.INTER_AREA,
                           borderMode=cv2.BORDER_CONSTANT)
-
-
-def _cpu() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def figure(examples: dict, config: ml_collections.ConfigDict, per_set: int = 3) -> None:

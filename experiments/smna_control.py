@@ -10,8 +10,6 @@ protected probe against its identity's reference image.
 
 from __future__ import annotations
 
-import os
-import platform
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -19,6 +17,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from jaxpriv.eval import machine_description
 from jaxpriv.faces import chips_from_aligned_crops
 from jaxpriv.methods import get_method
 from jaxpriv.recognizers import load_recognizer
@@ -75,12 +74,9 @@ def run(config: ml_collections.ConfigDict) -> dict:
                            0, 255)
             d = np.linalg.norm(rec.embed(np.asarray(out).round().astype(np.uint8)) - refs, axis=1)
             rows.append((level, name, float(np.mean(d < THRESHOLD)), float(d.mean())))
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
     lines = ["# SMNA: does the map matter? Alg. 3 noise with four maps of the same budget", "",
              f"Command: `{config.command}`  ",
-             f"Machine: {cpu}, {os.cpu_count()} cores. Checkpoint `ckpt/{path.name}`"
+             f"Machine: {machine_description()}. Checkpoint `ckpt/{path.name}`"
              f" ({meta.get('train_images')} training maps, width {meta.get('width')}); noise "
              f"{config.noise}, sign {config.noise_sign}, |·| = {config.noise_norm}.", "",
              f"Probes: {len(probe)} glint crops of {len(config.identities)} identities the "

@@ -124,10 +124,6 @@ def diff_augment(key: jax.Array, x: jax.Array, policy: str) -> jax.Array:
 # ---------------------------------------------------------------- losses and the step
 
 
-def _l2(tree: Any) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(tree)))
-
-
 def ema_beta(step: jax.Array, tc: TrainConfig) -> jax.Array:
     """EMA decay for this step: half-life ``min(ema_nimg, rampup · images seen)``."""
     nimg = (step.astype(jnp.float32) + 1.0) * tc.batch_size
@@ -186,7 +182,8 @@ def train_step(state: State, reals: jax.Array, key: jax.Array, *, gc: GeneratorC
     g_new = optax.apply_updates(state["g"], g_updates)
     beta = ema_beta(state["step"], tc)
     g_ema = jax.tree_util.tree_map(lambda e, p: beta * e + (1 - beta) * p, state["g_ema"], g_new)
-    metrics = {**d_aux, "loss_g": lg, "g_grad_norm": _l2(g_grads), "d_grad_norm": _l2(d_grads)}
+    metrics = {**d_aux, "loss_g": lg, "g_grad_norm": optax.tree.norm(g_grads),
+               "d_grad_norm": optax.tree.norm(d_grads)}
     new = {"step": state["step"] + 1, "g": g_new, "d": d_new, "g_ema": g_ema,
            "g_opt": g_opt_state, "d_opt": d_opt_state}
     return new, metrics
