@@ -29,19 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxpriv.machine import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 GLINT = ROOT.parent / "shared" / "data" / "faces" / "glint"
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxpriv.machine import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = ROOT.parent / "shared" / "data" / "scenes" / "dlib"
 DEFAULT_METHODS = "blur,mosaic,solid,dppix"
@@ -42,17 +44,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"jaxpriv methods (default {DEFAULT_METHODS}; cloak is slow on groups)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     return p.parse_args(argv)
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (platform string elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> dict[str, Any]:

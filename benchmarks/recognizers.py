@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxpriv.machine import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 GLINT = ROOT.parent / "shared" / "data" / "faces" / "glint"
 PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg")
@@ -96,17 +98,6 @@ def set_device_count(n: int | None) -> None:
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
              if not f.startswith("--xla_force_host_platform_device_count")]
     os.environ["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={n}"])
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (platform string elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_chips() -> tuple[np.ndarray, list[str]]:

@@ -45,14 +45,9 @@ def supports(script: Path, flag: str) -> bool:
 
 def machine() -> str:
     """CPU model, cores, load average, Python and JAX versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from jaxpriv.machine import cpu_model
+
+    cpu = cpu_model()
     try:
         import jax
 

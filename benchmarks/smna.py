@@ -25,7 +25,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -87,14 +86,9 @@ def machine() -> str:
     """CPU model, cores, jax version and devices, load average at start."""
     import jax
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from jaxpriv.machine import cpu_model
+
+    model = cpu_model()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{model}, {os.cpu_count()} cores, jax {jax.__version__} "
             f"({jax.device_count()} {jax.default_backend()} device(s)), load avg {load}")
@@ -167,11 +161,11 @@ def smgg_cases(args: argparse.Namespace) -> tuple[dict[str, Case], dict[str, Any
     from jaxpriv.faces import detect_faces
     from jaxpriv.io import load_image
     from jaxpriv.methods import get_method
-    from jaxpriv.smna.method import _load, resolve_checkpoint
+    from jaxpriv.smna.method import load_checkpoint, resolve_checkpoint
 
     opts = get_method("smna").defaults()
     path = resolve_checkpoint(opts["checkpoint"], opts["noise"])
-    generator, meta = _load(str(path), opts["noise"])  # as the product loads it (and cached)
+    generator, meta = load_checkpoint(str(path), opts["noise"])  # as the product loads it
     run = jax.jit(functools.partial(g_alg3, noise=opts["noise"], sign=opts["noise_sign"],
                                     norm=opts["noise_norm"]))
     level = np.float32(opts["noise_level"])

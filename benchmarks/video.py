@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxpriv.machine import cpu_model
+
 CHANGED = 8.0
 """A face counts as changed when mean |out − in| over the middle of its true box exceeds this
 many grey levels (H.264 re-encoding alone gives ~2, blur ~20)."""
@@ -76,15 +78,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-deface", action="store_true", help="skip the deface package")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     return p.parse_args(argv)
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (platform string elsewhere)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def cpu_now() -> float:

@@ -41,11 +41,11 @@ from jaxpriv.deid.project import (
     render,
     resize_chips,
 )
-from jaxpriv.eval import machine_description
 from jaxpriv.faces import Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.faces.detect import landmarks_in_box
 from jaxpriv.io import load_image
+from jaxpriv.machine import machine_description
 from jaxpriv.methods import get_method
 from jaxpriv.protect import image_key
 from jaxpriv.recognizers import load_recognizer

@@ -27,6 +27,7 @@ from jaxpriv.data import list_identity_images, split_identities
 from jaxpriv.faces import Face, chips_from_aligned_crops, detect_faces
 from jaxpriv.faces.detect import landmarks_in_box
 from jaxpriv.io import load_image
+from jaxpriv.machine import cpu_model
 from jaxpriv.masktpl import keys as K
 from jaxpriv.masktpl.model import load_model
 from jaxpriv.masktpl.xor import protect_image, restore_image
@@ -174,7 +175,7 @@ def run(config: ml_collections.ConfigDict) -> dict:
         "model": model.fingerprint, "model_info": model.info, "rows": rows,
         "oracle_rows": oracle_rows,
         "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {_cpu()}, {__import__('os').cpu_count()} cores, "
+        "machine": f"{platform.machine()}, {cpu_model()}, {__import__('os').cpu_count()} cores, "
                    f"load average at end {__import__('os').getloadavg()[0]:.1f}",
         "seconds": round(time.time() - start, 1),
     }
@@ -221,16 +222,6 @@ def figure(path: str, model, k: int, password: bytes, kdf: K.KdfParams) -> None:
                             width(zoom)], axis=0)
     Path(path).unlink(missing_ok=True)
     save_image(path, strip)
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def findings(r: dict) -> list[str]:

@@ -27,6 +27,7 @@ from jaxpriv import metrics
 from jaxpriv.baselines import pixelate
 from jaxpriv.deid import plates as P
 from jaxpriv.io import load_image
+from jaxpriv.machine import cpu_model
 
 UTILITY_KEYS = ("ssim", "l0", "l2", "ald_p", "dhash", "psnr")
 
@@ -218,7 +219,7 @@ def run(config: ml_collections.ConfigDict) -> dict:
         "exact_check_max_diff": check,
         "seconds": round(time.time() - start, 1),
         "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {_cpu_model()}, {os.cpu_count()} cores",
+        "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores",
     }
     Path(config.out_json).parent.mkdir(parents=True, exist_ok=True)
     Path(config.out_json).write_text(json.dumps(table, indent=2, default=list) + "\n")
@@ -226,16 +227,6 @@ def run(config: ml_collections.ConfigDict) -> dict:
     Path(config.out_md).write_text(md)
     print(md)
     return table
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # --------------------------------------------------------------------------- outputs

@@ -73,6 +73,8 @@ def _prepare(raw: dict[str, np.ndarray], config: ml_collections.ConfigDict,
            "identity": np.asarray(raw["identity"], np.int32)}
     if "reference_embedding" in raw:
         out["reference_embedding"] = np.asarray(raw["reference_embedding"], np.float32)
+    if "identity_name" in raw:
+        out["identity_name"] = np.asarray(raw["identity_name"], str)
     return out
 
 
@@ -169,7 +171,7 @@ def evaluate(state: train.TrainState, data: dict[str, np.ndarray], mesh: jax.sha
 
 
 @functools.lru_cache(maxsize=2)
-def _distance_fn(recognizer: str) -> Any:
+def chip_distance_fn(recognizer: str) -> Any:
     """jit: (images 0..255 float (N, 64, 64, 3), reference embeddings) → distances, through the
     same 64 → chip resize as the maps (``sensitivity.to_chip``)."""
     from jaxpriv.recognizers import load_recognizer
@@ -194,7 +196,7 @@ def protection_eval(state: train.TrainState, data: dict[str, np.ndarray],
 
     if "reference_embedding" not in data or not len(data["image"]):
         return {}
-    distance = _distance_fn("dlib_resnet")
+    distance = chip_distance_fn("dlib_resnet")
     generator = {"params": state.params["generator"],
                  "batch_stats": state.batch_stats["generator"]}
     kw = dict(noise_level=float(config.eval_noise_level), noise=config.noise,
@@ -248,6 +250,8 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
             "eval_split": eval_source,
             "train_identities": int(len(np.unique(train_set["identity"]))),
             "eval_identities": int(len(np.unique(eval_set["identity"]))),
+            "train_identity_names": sorted(set(train_set.get("identity_name", np.zeros(0, str))
+                                               .tolist())),
             "generator_params": smgg.count_params(state.params["generator"]),
             "discriminator_params": smgg.count_params(state.params["discriminator"]),
             "devices": mesh.size, "processes": jax.process_count()}

@@ -17,12 +17,12 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from jaxpriv.eval import machine_description
 from jaxpriv.faces import chips_from_aligned_crops
+from jaxpriv.machine import machine_description
 from jaxpriv.methods import get_method
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.smna import noise as alg3
-from jaxpriv.smna.method import _load, resolve_checkpoint
+from jaxpriv.smna.method import load_checkpoint, resolve_checkpoint
 from jaxpriv.smna.sensitivity import to_smna_image
 from jaxpriv.smna.smgg import generator_apply
 
@@ -57,7 +57,7 @@ def run(config: ml_collections.ConfigDict) -> dict:
     rec = load_recognizer("dlib_resnet")
     opts = get_method("smna").defaults()
     path = resolve_checkpoint(opts["checkpoint"], config.noise)
-    generator, meta = _load(str(path), config.noise)
+    generator, meta = load_checkpoint(str(path), config.noise)
     chips, owner = probes(config)
     is_ref = np.r_[True, np.diff(owner) != 0]
     refs = rec.embed(chips[is_ref])[np.asarray(owner)[~is_ref]]

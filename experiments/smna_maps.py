@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,23 +18,11 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
+from jaxpriv.machine import machine_description
+
 
 def _command() -> str:
     return " ".join(["python -m experiments.main", *sys.argv[1:]])
-
-
-def _machine() -> str:
-    import jax
-
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.default_backend()}"
 
 
 def _readme(config: ml_collections.ConfigDict) -> str:
@@ -70,13 +56,15 @@ def generate(config: ml_collections.ConfigDict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "README.txt").write_text(_readme(config))
     source = load_identity_faces(config.faces_dir, config.tfds_dir)
-    print(f"smna maps -> {out} on {_machine()}", flush=True)
+    print(f"smna maps -> {out} on {machine_description()}", flush=True)
     summary = generate_maps(
         source, out, recognizer=config.recognizer, image_size=config.image_size,
         chunk=config.chunk, images_per_device=config.images_per_device,
         shard_size=config.shard_size, holdout_fraction=config.holdout_fraction, seed=config.seed,
         include_heldout=config.include_heldout, max_images=config.max_images,
         max_shards=config.max_shards, aligned_crops=config.aligned_crops,
+        only_splits=[s.strip() for s in config.only_splits.split(",") if s.strip()],
+        worker=(config.worker_index, config.worker_count) if config.worker_count else None,
     )
     now = datetime.datetime.now().isoformat(timespec="seconds")
     summary.update(command=_command(), finished=now)
@@ -123,7 +111,7 @@ def linear_vs_exact(config: ml_collections.ConfigDict) -> dict:
             "linear_seconds_per_map": seconds / n,
             "max_clean_distance_diff": float(np.abs(d0 - data["clean_distance"][:n]).max()),
         }
-    result.update(command=_command(), machine=_machine(), out_dir=config.out_dir,
+    result.update(command=_command(), machine=machine_description(), out_dir=config.out_dir,
                   files=[str(f) for f in data["filename"][:n]])
     md = _markdown(result)
     Path(config.results_md).parent.mkdir(parents=True, exist_ok=True)

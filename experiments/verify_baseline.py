@@ -17,6 +17,7 @@ from tqdm import tqdm
 from jaxpriv import metrics
 from jaxpriv.data import load_identity_faces
 from jaxpriv.faces import chips_from_aligned_crops, extract_chips, require_one_face
+from jaxpriv.machine import cpu_model
 from jaxpriv.recognizers import load_recognizer
 
 
@@ -77,7 +78,7 @@ def run(config: ml_collections.ConfigDict) -> dict:
     table.update(
         recognizer=rec.name, faces_dir=config.faces_dir, seconds=round(time.time() - start, 1),
         command=" ".join(["python -m experiments.main", *sys.argv[1:]]),
-        machine=f"{platform.processor() or platform.machine()}, {_cpu_model()}, "
+        machine=f"{platform.processor() or platform.machine()}, {cpu_model()}, "
                 f"{__import__('os').cpu_count()} cores",
     )
     Path(config.out_json).parent.mkdir(parents=True, exist_ok=True)
@@ -85,16 +86,6 @@ def run(config: ml_collections.ConfigDict) -> dict:
     Path(config.out_md).write_text(_markdown(table))
     print(_markdown(table))
     return table
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _markdown(t: dict) -> str:

@@ -29,8 +29,6 @@ import dataclasses
 import io as _io
 import json
 import math
-import os
-import platform
 import statistics
 import time
 import warnings
@@ -47,6 +45,7 @@ from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.io import IMAGE_EXTENSIONS, load_image
+from jaxpriv.machine import machine_description
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, all_options, get_method
 from jaxpriv.protect import image_key, seed_arg
 
@@ -322,23 +321,6 @@ def evaluate(
         "seconds": round(time.perf_counter() - start, 1),
         "machine": machine_description(),
     }
-
-
-def machine_description() -> str:
-    """CPU model, core count, load, Python and JAX versions in one line."""
-    import jax
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (f"{cpu}, {os.cpu_count()} cores, load {load}; python {platform.python_version()}, "
-            f"jax {jax.__version__} ({jax.default_backend()})")
 
 
 # ----------------------------------------------------------------------------------------------

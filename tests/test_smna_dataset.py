@@ -126,6 +126,25 @@ def test_stopped_run_resumes_to_identical_bytes(full_run, faces_tfds, tmp_path) 
     assert _files(tmp_path) == _files(full_run[0])
 
 
+def test_two_workers_and_split_order_match_one_run(full_run, faces_tfds, tmp_path) -> None:
+    from jaxpriv.data import load_identity_faces
+    from jaxpriv.smna.dataset import generate_maps
+
+    source = load_identity_faces(None, faces_tfds)
+    held = generate_maps(source, tmp_path, only_splits=["heldout"], worker=(1, 2), **SETTINGS)
+    assert held["shards_written"] == 0 and held["worker"] == [1, 2]  # shard 0 is worker 0's
+    first = generate_maps(source, tmp_path, only_splits=["heldout"], worker=(0, 2), **SETTINGS)
+    assert first["shards_written"] == 1 and not first["complete"]
+    assert set(_files(tmp_path)) == {"heldout/shard-00000.npz"}
+    rest = generate_maps(source, tmp_path, worker=(0, 2), **SETTINGS)
+    assert rest["shards_written"] == 1 and rest["complete"]
+    assert _files(tmp_path) == _files(full_run[0])
+    with pytest.raises(JaxprivError, match="worker index"):
+        generate_maps(source, tmp_path, worker=(2, 2), **SETTINGS)
+    with pytest.raises(JaxprivError, match="unknown split"):
+        generate_maps(source, tmp_path, only_splits=["test"], **SETTINGS)
+
+
 def test_four_simulated_devices_match_one(full_run, faces_tfds, tmp_path) -> None:
     script = textwrap.dedent(f"""
         import jax

@@ -12,8 +12,11 @@ round-robin over the sorted identities (the 1st non-reference image of every ide
 2nd, ...), so any prefix covers every identity; train first, then held out. Split ``k`` is cut
 into shards of `shard_size` consecutive images, `<out_dir>/<split>/shard-NNNNN.npz`.
 
-Execution: shard ``i`` of a split is done by process ``i % jax.process_count() ==
-jax.process_index()`` (pods: each host works alone, no cross-host traffic); inside a process the
+Execution: shard ``i`` of a split is done by worker ``i % count == index`` with ``(index, count)``
+= ``(jax.process_index(), jax.process_count())`` (pods: each host works alone, no cross-host
+traffic) or an explicit ``worker=(index, count)`` for independent processes on one host (on a
+2-core CPU, one process pinned to each core queries ≈ 2.1× faster than one process over both);
+`only_splits` and `max_shards` restrict one run without changing the plan; inside a process the
 batch of images (so every chunk of perturbed images) is sharded over a `Mesh` of its local
 devices (`data` axis). A shard is written atomically (temporary file + rename, fixed zip
 timestamps), and existing shards are skipped: a killed run restarted with the same settings
@@ -192,6 +195,8 @@ def generate_maps(
     include_heldout: bool = True,
     max_images: int = 0,
     max_shards: int = 0,
+    only_splits: Sequence[str] = SPLITS,
+    worker: tuple[int, int] | None = None,
     aligned_crops: bool = True,
     mesh: Any = None,
     progress: bool = True,
@@ -199,7 +204,9 @@ def generate_maps(
     """Compute and write the missing shards of black and white Alg. 1 maps (see module doc).
 
     `max_images` (per split, 0 = all) is part of the plan; `max_shards` (0 = no limit) only
-    stops this run after writing that many new shards. `mesh` defaults to all local devices.
+    stops this run after writing that many new shards; `only_splits` names the splits this run
+    works on (in that order). `worker=(index, count)` takes every count-th shard from index
+    (default: this JAX process of all). `mesh` defaults to all local devices.
     Returns counts and speeds of this run (`images_per_s`, `queries_per_s`)."""
     import jax
     from tqdm import tqdm
@@ -208,6 +215,12 @@ def generate_maps(
     from jaxpriv.smna.sensitivity import sensitivity_maps, to_smna_image
 
     out = Path(out_dir)
+    bad = [s for s in only_splits if s not in SPLITS]
+    if bad:
+        raise JaxprivError(f"unknown split(s) {', '.join(bad)}; choose from {', '.join(SPLITS)}")
+    p_index, p_count = worker or (jax.process_index(), jax.process_count())
+    if not 0 <= p_index < p_count:
+        raise JaxprivError(f"worker index {p_index} is not in 0..{p_count - 1}")
     rec = load_recognizer(recognizer)
     mesh = local_mesh() if mesh is None else mesh
     examples, refs = list_examples(source)
@@ -235,10 +248,11 @@ def generate_maps(
     else:
         _write_json_atomic(out / "manifest.json", manifest)
 
-    p_index, p_count = jax.process_index(), jax.process_count()
-    jobs = []  # (split, shard index, examples) of this process
-    for split, order in plan.items():
+    jobs = []  # (split, shard index, examples) of this worker
+    for split in plan:
         (out / split).mkdir(exist_ok=True)
+    for split in [name for name in only_splits if name in plan]:
+        order = plan[split]
         for s in range(math.ceil(len(order) / shard_size)):
             if s % p_count == p_index:
                 jobs.append((split, s, order[s * shard_size : (s + 1) * shard_size]))
@@ -247,7 +261,7 @@ def generate_maps(
     todo = [j for j, e in zip(jobs, exists, strict=True) if not e]
     ref_cache: dict[int, np.ndarray] = {}
     bar = tqdm(total=sum(len(j[2]) for j in jobs), initial=sum(len(j[2]) for j in done),
-               unit="img", desc=f"smna maps (process {p_index}/{p_count})", disable=not progress,
+               unit="img", desc=f"smna maps (worker {p_index}/{p_count})", disable=not progress,
                dynamic_ncols=True, mininterval=10.0, file=sys.stderr)
     written, images_done, start = 0, 0, time.perf_counter()
     for split, s, batch in todo:
@@ -290,13 +304,15 @@ def generate_maps(
         sys.stdout.flush()
     bar.close()
     seconds = time.perf_counter() - start
-    complete = all((out / j[0] / f"shard-{j[1]:05d}.npz").exists() for j in jobs)
+    complete = all((out / split / f"shard-{k:05d}.npz").exists()
+                   for split, order in plan.items()
+                   for k in range(math.ceil(len(order) / shard_size)))
     return {
         "shards_written": written, "shards_skipped": len(done), "shards_total": len(jobs),
         "images_done": images_done, "seconds": seconds,
         "images_per_s": images_done / seconds if seconds > 0 else 0.0,
         "queries_per_s": 2 * images_done * image_size**2 / seconds if seconds > 0 else 0.0,
-        "complete": complete, "devices": int(mesh.size), "process": [p_index, p_count],
+        "complete": complete, "devices": int(mesh.size), "worker": [p_index, p_count],
     }
 
 

@@ -55,7 +55,9 @@ def resolve_checkpoint(checkpoint: str, noise: str) -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: str, noise: str) -> tuple[Any, dict[str, Any]]:
+def load_checkpoint(path: str, noise: str) -> tuple[Any, dict[str, Any]]:
+    """(G's ``{"params", "batch_stats"}``, its config.json) from an SMGG checkpoint directory;
+    a clear error if it is missing or was trained on the other noise colour. Cached."""
     if not (Path(path) / "config.json").is_file():
         raise JaxprivError(f"no SMGG checkpoint at {path}; "
                            + TRAIN_HINT.format(noise=noise, path=path))
@@ -85,7 +87,7 @@ def smna(noise: str = "black", noise_level: float = 1250.0, checkpoint: str = DE
         raise JaxprivError(f"--noise-norm must be l1 or l2, got {noise_norm!r}")
     if noise_level < 0:
         raise JaxprivError(f"--noise-level must be ≥ 0, got {noise_level}")
-    generator, _ = _load(str(resolve_checkpoint(checkpoint, noise)), noise)
+    generator, _ = load_checkpoint(str(resolve_checkpoint(checkpoint, noise)), noise)
     run = jax.jit(functools.partial(noise_lib.protect_chips, noise=noise, sign=noise_sign,
                                     norm=noise_norm))
 
