@@ -126,3 +126,39 @@ def test_method_errors_name_the_checkpoint(tmp_path, tiny_checkpoint: str) -> No
         get_method("smna").make(checkpoint=str(tmp_path / "missing"))
     with pytest.raises(JaxprivError, match="trained on black"):
         get_method("smna").make(checkpoint=tiny_checkpoint, noise="white")
+
+
+def test_cli_protect_changes_only_faces_and_copies_faceless(tmp_path, capsys) -> None:
+    """`jaxpriv protect --method smna` with the shipped checkpoint on a bundled photo of two
+    people and a photo without a face."""
+    import json
+    import shutil
+
+    from jaxpriv.cli import main
+    from jaxpriv.faces import detect_faces, extract_chips
+    from jaxpriv.io import load_image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(SAMPLES / "two_people.jpg", src / "two_people.jpg")
+    cv2.imwrite(str(src / "wall.png"), np.full((120, 160, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    rc = main(["protect", str(src), "-o", str(out), "--method", "smna", "--noise", "white",
+               "--format", "png", "--json", str(tmp_path / "r.json")])
+    assert rc == 0, capsys.readouterr()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["protected"] == 1 and report["no_face"] == 1, report
+    image, result = load_image(src / "two_people.jpg"), load_image(out / "two_people.png")
+    faces = detect_faces(image)
+    assert len(faces) == 2
+    _, transforms = extract_chips(image, faces)
+    h, w = image.shape[:2]
+    footprint = np.zeros((h, w), bool)
+    for t in transforms:
+        footprint |= cv2.warpAffine(np.ones((150, 150), np.float32), t, (w, h),
+                                    flags=cv2.INTER_LINEAR, borderValue=0.0) > 0
+    changed = np.any(result != image, axis=-1)
+    assert not (changed & ~footprint).any()  # nothing outside the two face chips moved
+    assert changed[footprint].mean() > 0.2
+    np.testing.assert_array_equal(load_image(out / "wall.png"), load_image(src / "wall.png"))
+    assert (src / "two_people.jpg").read_bytes() == (SAMPLES / "two_people.jpg").read_bytes()
