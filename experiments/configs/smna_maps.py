@@ -40,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.only_splits = "train,heldout"  # splits this run works on, in this order (not the plan)
     # Independent workers on one host: worker_count > 0 takes every worker_count-th shard from
     # worker_index (0 = split by jax.process_index/count). 2-core CPU: one worker pinned per
-    # core (taskset -c 0 / -c 1) queries ≈ 2.1× faster than one process on both cores.
+    # core (taskset -c 0 / -c 1) ran 1.6× the queries of one process on both (benchmarks/cores.py).
     c.worker_index = 0
     c.worker_count = 0
     # task=linear_vs_exact

@@ -15,7 +15,8 @@ into shards of `shard_size` consecutive images, `<out_dir>/<split>/shard-NNNNN.n
 Execution: shard ``i`` of a split is done by worker ``i % count == index`` with ``(index, count)``
 = ``(jax.process_index(), jax.process_count())`` (pods: each host works alone, no cross-host
 traffic) or an explicit ``worker=(index, count)`` for independent processes on one host (on a
-2-core CPU, one process pinned to each core queries ≈ 2.1× faster than one process over both);
+2-core CPU one process pinned to each core ran the dlib forward 1.6× faster in total than one
+process over both: `benchmarks/cores.py`);
 `only_splits` and `max_shards` restrict one run without changing the plan; inside a process the
 batch of images (so every chunk of perturbed images) is sharded over a `Mesh` of its local
 devices (`data` axis). A shard is written atomically (temporary file + rename, fixed zip
