@@ -36,9 +36,9 @@ skipped, the log is appended to):
     PYTHONUNBUFFERED=1 setsid nohup {sys.executable} -m experiments.main \\
         --config experiments/configs/smna_maps.py --config.out_dir={config.out_dir} \\
         >> {config.out_dir}/generate.log 2>&1 < /dev/null &
-One worker per core (what made most of these maps on a 2-core CPU; W = 0 and 1):
-    taskset -c W {sys.executable} -m experiments.main --config experiments/configs/smna_maps.py \
-        --config.out_dir={config.out_dir} --config.worker_index=W --config.worker_count=2 \
+Faster on a multi-core CPU: one worker pinned per core (on 2 cores, W = 0 and 1):
+    taskset -c W {sys.executable} -m experiments.main --config experiments/configs/smna_maps.py \\
+        --config.out_dir={config.out_dir} --config.worker_index=W --config.worker_count=2 \\
         >> {config.out_dir}/generate-wW.log 2>&1 &
 Stop it with: kill <pid> (pgrep -f 'config.out_dir={config.out_dir}' shows the pid).
 Last started {datetime.datetime.now().isoformat(timespec="seconds")} as: {_command()}
