@@ -206,36 +206,16 @@ def _cloak_attack(recognizer: str, steps: int) -> Callable:
     return lambda x0, target, budget: jitted(rec.params, x0, target, budget)
 
 
-def _paste_window(image: np.ndarray, chip: np.ndarray, edited: np.ndarray,
-                  transform: np.ndarray) -> np.ndarray:
-    """:func:`jaxpriv.faces.paste_chip` restricted to the chip's footprint (same pixels, much
-    less work on large photos)."""
-    from jaxpriv.faces import paste_chip
-
-    s = chip.shape[0] - 1
-    corners = np.array([[0, 0, 1], [s, 0, 1], [0, s, 1], [s, s, 1]], np.float64) @ transform.T
-    h, w = image.shape[:2]
-    x0, y0 = (max(int(np.floor(v)) - 2, 0) for v in corners.min(0))
-    x1, y1 = min(int(np.ceil(corners[:, 0].max())) + 3, w), min(int(np.ceil(corners[:, 1].max()))
-                                                                 + 3, h)
-    out = image.copy()
-    if x1 <= x0 or y1 <= y0:
-        return out
-    shifted = transform - np.array([[0, 0, x0], [0, 0, y0]], np.float64)
-    out[y0:y1, x0:x1] = paste_chip(image[y0:y1, x0:x1], edited, shifted, reference=chip)
-    return out
-
-
 def _fit_budget(image: np.ndarray, face: Face, chip: np.ndarray, delta: np.ndarray,
                 transform: np.ndarray, budget: float, iters: int = 6) -> np.ndarray:
     """Paste ``chip + α·delta`` with the largest α ∈ [0, 2] (bisection) whose chip, cut again
     from the pasted image at the clean geometry, stays within ``budget`` DSSIM."""
-    from jaxpriv.faces import extract_chips
+    from jaxpriv.faces import extract_chips, paste_chip
 
     ref = chip.astype(np.float32)
 
     def paste(alpha: float) -> tuple[np.ndarray, float]:
-        out = _paste_window(image, chip, ref + alpha * delta, transform)
+        out = paste_chip(image, ref + alpha * delta, transform, reference=chip)
         again, _ = extract_chips(out, [face], size=chip.shape[0])
         return out, dssim(again[0], chip)
 

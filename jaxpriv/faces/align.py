@@ -69,6 +69,18 @@ def chip_mask(size: int, feather: int = 4) -> np.ndarray:
     return np.minimum(ramp[:, None], ramp[None, :])
 
 
+def chip_footprint(transform: np.ndarray, size: int,
+                   shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: the image window a ``size``-px chip warps into with ``transform``,
+    plus a 2-px margin for bilinear sampling, clipped to the image (empty if off-image)."""
+    s = size - 1
+    corners = np.array([[0, 0, 1], [s, 0, 1], [0, s, 1], [s, s, 1]], np.float64) @ transform.T
+    (x0, y0), (x1, y1) = np.floor(corners.min(0)) - 2, np.ceil(corners.max(0)) + 3
+    h, w = shape[:2]
+    return (int(np.clip(y0, 0, h)), int(np.clip(y1, 0, h)), int(np.clip(x0, 0, w)),
+            int(np.clip(x1, 0, w)))
+
+
 def paste_chip(
     image: np.ndarray,
     chip: np.ndarray,
@@ -82,20 +94,26 @@ def paste_chip(
     added, so the image keeps its full resolution where the chip was not edited (a chip is often
     smaller than the face it came from). Without it, the chip's pixels replace the image's.
     ``mask`` (float (S, S) in [0, 1], default :func:`chip_mask`) weights the blend; pixels it does
-    not reach are returned unchanged."""
+    not reach are returned unchanged. Only the chip's :func:`chip_footprint` is computed, so the
+    cost does not grow with the photo."""
     image = check_image(image)
     chip = np.asarray(chip, np.float32)
     size = chip.shape[0]
     mask = chip_mask(size) if mask is None else np.asarray(mask, np.float32)
-    h, w = image.shape[:2]
-    base = image.astype(np.float32)
+    out = image.copy()
+    y0, y1, x0, x1 = chip_footprint(transform, size, image.shape)
+    if y1 <= y0 or x1 <= x0:
+        return out
+    shifted = np.asarray(transform, np.float64) - np.array([[0, 0, x0], [0, 0, y0]], np.float64)
+    base = image[y0:y1, x0:x1].astype(np.float32)
     src = chip if reference is None else chip - np.asarray(reference, np.float32)
-    warped = cv2.warpAffine(src, transform, (w, h), flags=cv2.INTER_LINEAR)
-    weight = cv2.warpAffine(mask, transform, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    dsize = (x1 - x0, y1 - y0)
+    warped = cv2.warpAffine(src, shifted, dsize, flags=cv2.INTER_LINEAR)
+    weight = cv2.warpAffine(mask, shifted, dsize, flags=cv2.INTER_LINEAR, borderValue=0.0)
     weight = weight[..., None]
-    out = base + weight * warped if reference is not None else base + weight * (warped - base)
-    out = np.where(weight > 0, np.clip(np.rint(out), 0, 255), base)
-    return out.astype(np.uint8)
+    blended = base + weight * warped if reference is not None else base + weight * (warped - base)
+    out[y0:y1, x0:x1] = np.where(weight > 0, np.clip(np.rint(blended), 0, 255), base)
+    return out
 
 
 def photo_from_aligned_crop(
