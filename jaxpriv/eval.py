@@ -285,7 +285,7 @@ def evaluate(
         util = {k: _mean([u[k] for u in acc.utility]) for k in acc.utility[0]}
         util["psnr_identical"] = int(sum(math.isinf(u["psnr"]) for u in acc.utility))
         results.append({
-            "options": {**spec.defaults(), **opts},
+            "options": spec.in_effect(**opts),
             "tar": [{"name": r["name"], "threshold": r["threshold"],
                      "tar_clean": r["tar_clean"],
                      "tar_protected": metrics.true_accept_rate(dp, r["threshold"])}

@@ -34,15 +34,23 @@ class Option:
 
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
-    """A protection method: ``build(**options) -> ProtectFn``."""
+    """A protection method: ``build(**options) -> ProtectFn``. ``fill`` (optional) resolves
+    options whose default depends on others (e.g. deid's ε per mode)."""
 
     name: str
     help: str
     build: Callable[..., ProtectFn]
     options: tuple[Option, ...] = ()
+    fill: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def defaults(self) -> dict[str, Any]:
-        return {o.name: o.default for o in self.options}
+        """The options in effect when none is given (as :meth:`in_effect` with no overrides)."""
+        return self.in_effect()
+
+    def in_effect(self, **options: Any) -> dict[str, Any]:
+        """Every option's value after ``options`` override the defaults and ``fill`` ran."""
+        merged = {o.name: o.default for o in self.options} | options
+        return self.fill(merged) if self.fill else merged
 
     def make(self, **options: Any) -> ProtectFn:
         """Build with defaults overridden by ``options`` (unknown names are an error)."""
@@ -50,7 +58,7 @@ class MethodSpec:
         if unknown:
             raise JaxprivError(f"method {self.name!r} has no option(s) {sorted(unknown)}; "
                                f"options: {[o.name for o in self.options]}")
-        return self.build(**{**self.defaults(), **options})
+        return self.build(**self.in_effect(**options))
 
 
 _METHODS: dict[str, MethodSpec] = {}

@@ -53,3 +53,17 @@ def test_default_bounded_mode_reports_true_epsilon(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "Δf = 2·C·dim = 512" in err and "ε = 256" in err and "true ε-DP" in err
     assert "ψ = 0.7 toward the mean" in err
+
+
+def test_options_in_effect_fill_the_mode_defaults() -> None:
+    """What the demo and eval reports print: ε and ψ resolved per mode, explicit values kept."""
+    from jaxpriv.errors import JaxprivError
+    from jaxpriv.methods import get_method
+
+    spec = get_method("deid")
+    assert spec.defaults()["epsilon"] == 256.0 and spec.defaults()["truncation"] == 0.7
+    paper = spec.in_effect(mode="paper")
+    assert (paper["epsilon"], paper["truncation"]) == (3.0, 1.0)
+    assert spec.in_effect(mode="paper", epsilon=2.0)["epsilon"] == 2.0
+    with pytest.raises(JaxprivError, match="mode must be one of"):
+        spec.in_effect(mode="strict")

@@ -17,7 +17,7 @@ import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -87,6 +87,20 @@ def mechanism(generator: LoadedGenerator, mode: str, epsilon: float, sensitivity
                            float(clip), float(truncation))
 
 
+def fill_mode_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``epsilon``/``truncation`` = None replaced by their mode's defaults
+    (:data:`DEFAULT_EPSILON`, :data:`DEFAULT_TRUNCATION`)."""
+    mode = options.get("mode", DEFAULT_MODE)
+    if mode not in DEFAULT_EPSILON:
+        raise JaxprivError(f"mode must be one of {sorted(DEFAULT_EPSILON)}, got {mode!r}")
+    out = dict(options)
+    if out.get("epsilon") is None:
+        out["epsilon"] = DEFAULT_EPSILON[mode]
+    if out.get("truncation") is None:
+        out["truncation"] = DEFAULT_TRUNCATION[mode]
+    return out
+
+
 def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
          checkpoint: str = DEFAULT_CHECKPOINT, sensitivity: float = DEFAULT_SENSITIVITY,
          clip: float = DEFAULT_CLIP, truncation: float | None = None, steps: int = 60,
@@ -100,10 +114,8 @@ def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
 
     path = str(checkpoint_path(checkpoint))
     gen = _generator(path)
-    if mode not in DEFAULT_EPSILON:
-        raise JaxprivError(f"mode must be one of {sorted(DEFAULT_EPSILON)}, got {mode!r}")
-    eps = DEFAULT_EPSILON[mode] if epsilon is None else float(epsilon)
-    psi = DEFAULT_TRUNCATION[mode] if truncation is None else float(truncation)
+    filled = fill_mode_defaults({"mode": mode, "epsilon": epsilon, "truncation": truncation})
+    eps, psi = float(filled["epsilon"]), float(filled["truncation"])
     if not 0 < psi <= 1:
         raise JaxprivError(f"--truncation must be in (0, 1], got {psi}")
     mech = mechanism(gen, mode, eps, sensitivity, clip, psi)
@@ -148,4 +160,5 @@ register_method(MethodSpec(
      Option("steps", int, 60, "latent projection steps (eq. 18)"),
      Option("region", str, "hull68", "face region replaced: 68-landmark hull or chip-template "
             "ellipse",
-            choices=("hull68", "ellipse")))))
+            choices=("hull68", "ellipse"))),
+    fill=fill_mode_defaults))
