@@ -148,6 +148,8 @@ register_method(MethodSpec(
     "(paper 001)", deid,
     (Option("epsilon", float, None, "privacy budget ε of the Laplace mechanism (default: 256 in "
             "bounded mode, 3 in paper mode)"),
+     Option("truncation", float, None, "ψ in (0, 1]: pull the noisy latent toward the mean face "
+            "(post-processing, ε unchanged; default 0.7 in bounded mode, 1 in paper mode)"),
      Option("mode", str, DEFAULT_MODE, "paper: Δf = --sensitivity as given; bounded: latent "
             "clipped to ±C so Δf = 2·C·dim (true ε)", choices=("paper", "bounded")),
      Option("checkpoint", str, DEFAULT_CHECKPOINT,
@@ -155,8 +157,6 @@ register_method(MethodSpec(
      Option("sensitivity", float, DEFAULT_SENSITIVITY, "paper mode: Δf of the Laplace noise"),
      Option("clip", float, DEFAULT_CLIP, "bounded mode: C, the clip box half-width in units of "
             "the generator's per-coordinate std of w"),
-     Option("truncation", float, None, "ψ in (0, 1]: pull the noisy latent toward the mean face "
-            "(post-processing, ε unchanged; default 0.7 in bounded mode, 1 in paper mode)"),
      Option("steps", int, 60, "latent projection steps (eq. 18)"),
      Option("region", str, "hull68", "face region replaced: 68-landmark hull or chip-template "
             "ellipse",
