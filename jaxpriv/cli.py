@@ -6,6 +6,7 @@ code 2; no traceback (set ``JAXPRIV_DEBUG=1`` to see one)."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -71,14 +72,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
     """One embedding per photo (its largest face) into a .npy; rows follow the input order."""
     from tqdm import tqdm
 
-    from jaxpriv.io import iter_images
+    from jaxpriv.io import check_writable, iter_images, write_bytes_atomic, write_text_atomic
 
     out = Path(args.out)
     if out.suffix != ".npy":
         raise JaxprivError(f"{out}: --out must end in .npy")
-    if out.exists() and not args.overwrite:
-        raise JaxprivError(f"{out}: exists (use --overwrite)")
+    names = out.with_suffix(".txt")
     paths = iter_images(args.images)
+    for target in (out, names):  # fail fast, before any embedding
+        check_writable(target, overwrite=args.overwrite, inputs=paths)
     if not paths:
         raise JaxprivError("no images found in the given paths")
     rec = _recognizer(args)
@@ -95,12 +97,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     for i, r in enumerate(rows):
         if r is not None:
             table[i] = r
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.npy")
-    np.save(tmp, table)
-    os.replace(tmp, out)
-    names = out.with_suffix(".txt")
-    names.write_text("".join(f"{p}\n" for p in paths))
+    buf = io.BytesIO()
+    np.save(buf, table)
+    write_bytes_atomic(out, buf.getvalue(), overwrite=args.overwrite, inputs=paths)
+    write_text_atomic(names, "".join(f"{p}\n" for p in paths), overwrite=args.overwrite,
+                      inputs=paths)
     print(f"{len(paths) - failed} embeddings ({dim}-d) -> {out}; row order in {names}"
           + (f"; {failed} photos without a usable face (rows are NaN)" if failed else ""))
     return 1 if failed else 0
@@ -119,6 +120,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
     if foreign:
         flags = ", ".join("--" + f.replace("_", "-") for f in foreign)
         raise JaxprivError(f"{flags} not an option of --method {spec.name}")
+    _check_report(args)
     if spec.name == "mask":
         return protect_mask(args, given)
     protect = spec.make(**given)
@@ -134,10 +136,33 @@ def cmd_protect(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         if f.video:
             _print_video(_shown(f.input), f.video)
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    _write_report(args, summary)
     print(f"{summary.line()} -> {args.out}")
     return summary.exit_code
+
+
+def _input_files(args: argparse.Namespace) -> list[Path]:
+    from jaxpriv.io import iter_media
+    from jaxpriv.video import is_stream
+
+    return iter_media([a for a in args.inputs if not is_stream(a)])
+
+
+def _check_report(args: argparse.Namespace) -> None:
+    """``--json``: refuse an input or (without --overwrite) an existing file before any work."""
+    from jaxpriv.io import check_writable
+
+    if args.json:
+        check_writable(args.json, overwrite=args.overwrite, inputs=_input_files(args))
+
+
+def _write_report(args: argparse.Namespace, summary) -> None:  # noqa: ANN001
+    """Write the ``--json`` summary like every other output (never an input, atomic)."""
+    from jaxpriv.io import write_text_atomic
+
+    if args.json:
+        write_text_atomic(args.json, json.dumps(summary.as_dict(), indent=2) + "\n",
+                          overwrite=args.overwrite, inputs=_input_files(args))
 
 
 # ---- licence plates (jaxpriv.deid.plates) ----
@@ -260,8 +285,7 @@ def protect_mask(args: argparse.Namespace, given: dict) -> int:
             failed += 1
             summary.files.append(FileResult(str(path), None, "failed", reason=str(e)))
             print(f"failed: {e}", file=sys.stderr)
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    _write_report(args, summary)
     print(f"{done} protected (key files beside them: <name>.png.jpkey), {failed} failed "
           f"-> {args.out}")
     return 1 if failed else 0

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from jaxpriv.baselines import face_region
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, detect_faces, extract_chips
-from jaxpriv.io import load_image, save_image
+from jaxpriv.io import load_image, save_image, write_text_atomic
 from jaxpriv.methods import get_method, method_names
 from jaxpriv.protect import seed_arg
 
@@ -115,10 +115,11 @@ def run_demo(out_dir: str | Path = "jaxpriv-demo", overwrite: bool = False,
         for (path, *_), prot in zip(photos, images, strict=True):
             save_image(out / name / f"{path.stem}.png", prot, overwrite=overwrite)
     grid = draw_grid(photos, outputs, results)
-    grid.save(out / "grid.png")
+    save_image(out / "grid.png", np.asarray(grid), overwrite=overwrite)
     report = {"recognizer": rec.name, "threshold": rec.threshold, "seed": seed,
               "photos": [p.name for p, *_ in photos], "methods": results, "skipped": skipped}
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out / "metrics.json", json.dumps(report, indent=2) + "\n",
+                      overwrite=overwrite)
     return report
 
 

@@ -1,6 +1,6 @@
 """Reading and writing image files safely.
 
-Reading (``load_image`` / ``load_image_with_icc``) always yields a uint8 ``(H, W, 3)`` RGB array:
+Reading (``load_image``) always yields a uint8 ``(H, W, 3)`` sRGB array:
 
 * EXIF orientation is applied, so the array is the picture as a viewer shows it (an unreadable
   EXIF block is ignored rather than refused).
@@ -9,6 +9,10 @@ Reading (``load_image`` / ``load_image_with_icc``) always yields a uint8 ``(H, W
 * 16-bit data (``I;16*``, and ``I`` when it holds values in 0..65535) is scaled with rounding
   (65535 -> 255, 257 -> 1); other ``I`` data and float ``F`` data are scaled from 0..1 when they
   lie there, otherwise stretched from their min..max. Non-finite floats become 0.
+* An embedded RGB ICC profile is applied: the pixels are converted to sRGB with littlecms
+  (Pillow's ``ImageCms``), so the profile itself, which can name the camera maker, model and
+  dates, is never needed again. A profile littlecms cannot parse is ignored (the pixels are taken
+  as sRGB, as web browsers do); non-RGB profiles are ignored too.
 * CMYK, YCbCr, LAB, HSV, palette, bilevel and grayscale images are converted to RGB by Pillow
   (CMYK without colour management).
 * Animated or multi-page files (GIF, APNG, WebP, TIFF) give their first frame only.
@@ -17,14 +21,18 @@ Reading (``load_image`` / ``load_image_with_icc``) always yields a uint8 ``(H, W
   ``LOAD_TRUNCATED_IMAGES`` forced off while decoding) and images whose header declares more
   than ``MAX_PIXELS`` pixels (checked before any pixel is decoded).
 
-Writing (``save_image``) never overwrites unless asked, writes atomically, and keeps no metadata
-except an ICC profile passed explicitly.
+Writing: every file jaxpriv writes for a user goes through ``write_bytes_atomic`` (or
+``write_text_atomic``): it never replaces an existing file unless asked, never writes over an
+input, and writes a hidden temp file in the same folder that is renamed into place.
+``save_image`` encodes an array with no metadata at all (no EXIF, XMP, text, ICC profile: the
+pixels are sRGB, which readers assume for untagged files) and writes it that way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import functools
+import io
 import os
 import re
 import secrets
@@ -34,7 +42,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from jaxpriv.errors import JaxprivError
 
@@ -69,24 +77,10 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class LoadedImage:
-    """Pixels plus the embedded ICC profile (RGB profiles only; ``None`` when absent)."""
-
-    pixels: np.ndarray
-    icc_profile: bytes | None
-
-
 def load_image(path: PathLike, *, max_pixels: int | None = None) -> np.ndarray:
-    """Read an image file as a uint8 ``(H, W, 3)`` RGB array (see the module docstring)."""
-    return load_image_with_icc(path, max_pixels=max_pixels).pixels
+    """Read an image file as a uint8 ``(H, W, 3)`` sRGB array (see the module docstring).
 
-
-def load_image_with_icc(path: PathLike, *, max_pixels: int | None = None) -> LoadedImage:
-    """Like ``load_image``, but also return the ICC profile so writers can keep it.
-
-    ``max_pixels`` defaults to ``MAX_PIXELS`` (read at call time). Profiles that do not describe
-    RGB data (CMYK, gray, LAB) are dropped, since the returned pixels are RGB.
+    ``max_pixels`` defaults to ``MAX_PIXELS`` (read at call time).
     """
     path = Path(path)
     limit = MAX_PIXELS if max_pixels is None else max_pixels
@@ -111,9 +105,7 @@ def load_image_with_icc(path: PathLike, *, max_pixels: int | None = None) -> Loa
                 raise _decode_error(path, e, limit) from e
             icc = im.info.get("icc_profile")
             pixels = _to_rgb(_exif_transpose(im), path)
-    if not isinstance(icc, bytes) or icc[16:20] != b"RGB ":
-        icc = None
-    return LoadedImage(pixels=pixels, icc_profile=icc)
+    return _to_srgb(pixels, icc)
 
 
 def save_image(
@@ -121,25 +113,23 @@ def save_image(
     image: np.ndarray,
     *,
     overwrite: bool = False,
-    icc_profile: bytes | None = None,
+    inputs: Iterable[PathLike] = (),
     quality: int = 95,
 ) -> Path:
     """Write a uint8 ``(H, W, 3)`` RGB or ``(H, W)`` gray array; the format comes from the suffix.
 
-    Refuses to replace an existing file unless ``overwrite``; writes to a hidden temp file in the
-    same folder and renames it into place; creates missing parent folders. No metadata is
-    written except ``icc_profile`` (kept when its colour space matches the array; BMP cannot
-    hold one). ``quality`` (1..100) applies to JPEG (4:4:4 chroma) and WebP. Returns the path.
+    Encodes a fresh image (no metadata of any kind, no ICC profile: the pixels are sRGB) and
+    writes it with ``write_bytes_atomic`` (never over an existing file unless ``overwrite``, never
+    over one of ``inputs``). ``quality`` (1..100) applies to JPEG (4:4:4 chroma) and WebP.
+    Returns the path.
     """
     path = Path(path)
     fmt = _output_format(path)
     pixels = _check_array(path, image)
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise JaxprivError(f"{_name(path)}: quality must be an integer 1..100, got {quality!r}")
-    if path.is_dir():
-        raise JaxprivError(f"{_name(path)}: is a directory")
-    if path.exists() and not overwrite:
-        raise JaxprivError(f"{_name(path)}: exists (use --overwrite)")
+    inputs = list(inputs)
+    check_writable(path, overwrite=overwrite, inputs=inputs)
 
     params: dict[str, object] = {}
     if fmt in ("JPEG", "WEBP"):
@@ -148,21 +138,56 @@ def save_image(
         params["subsampling"] = 0
     if fmt == "TIFF":
         params["compression"] = "tiff_lzw"
-    wanted_space = b"RGB " if pixels.ndim == 3 else b"GRAY"
-    if icc_profile and fmt != "BMP" and bytes(icc_profile[16:20]) == wanted_space:
-        params["icc_profile"] = bytes(icc_profile)
-    img = Image.fromarray(pixels)  # fresh image: no EXIF, XMP, text chunks or thumbnails
+    buf = io.BytesIO()
+    try:  # a fresh image: no EXIF, XMP, ICC, text chunks or thumbnails
+        Image.fromarray(pixels).save(buf, format=fmt, **params)
+    except (OSError, ValueError) as e:
+        raise JaxprivError(f"{_name(path)}: cannot write ({_reason(e)})") from e
+    return write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite, inputs=inputs)
 
+
+def check_writable(
+    path: PathLike, *, overwrite: bool = False, inputs: Iterable[PathLike] = ()
+) -> Path:
+    """Raise ``JaxprivError`` unless ``path`` may be written: not a folder, not one of
+    ``inputs`` (even with ``overwrite``), and not an existing file unless ``overwrite``. Call it
+    before long work to fail fast; ``write_bytes_atomic`` checks again when it writes."""
+    path = Path(path)
+    if path.is_dir():
+        raise JaxprivError(f"{_name(path)}: is a directory")
+    ensure_not_input(path, inputs)
+    if path.exists() and not overwrite:
+        raise JaxprivError(f"{_name(path)}: exists (use --overwrite)")
+    return path
+
+
+def write_bytes_atomic(
+    path: PathLike,
+    data: bytes,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[PathLike] = (),
+    mode: int = 0o666,
+) -> Path:
+    """Write ``data`` to ``path``: the one way jaxpriv writes a user-facing file.
+
+    ``check_writable`` first; then a hidden temp file in the same folder (created exclusively
+    with ``mode``, less the umask; missing parent folders are created), fsync'd and renamed into
+    place. Without ``overwrite`` the rename is a hard link, which fails if a file appeared
+    meanwhile. Returns the path.
+    """
+    path = Path(path)
+    check_writable(path, overwrite=overwrite, inputs=inputs)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        with os.fdopen(os.open(tmp, flags, 0o666), "wb") as f:
-            img.save(f, format=fmt, **params)
+        with os.fdopen(os.open(tmp, flags, mode), "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         _move_into_place(tmp, path, overwrite)
-    except (OSError, ValueError) as e:
+    except OSError as e:
         raise JaxprivError(f"{_name(path)}: cannot write ({_reason(e)})") from e
     finally:
         with contextlib.suppress(OSError):
@@ -170,11 +195,18 @@ def save_image(
     return path
 
 
+def write_text_atomic(
+    path: PathLike, text: str, *, overwrite: bool = False, inputs: Iterable[PathLike] = ()
+) -> Path:
+    """``write_bytes_atomic`` of ``text`` encoded as UTF-8."""
+    return write_bytes_atomic(path, text.encode("utf-8"), overwrite=overwrite, inputs=inputs)
+
+
 def ensure_not_input(output: PathLike, inputs: Iterable[PathLike]) -> None:
     """Raise ``JaxprivError`` if ``output`` is the same file as one of ``inputs``.
 
     Compares files, not spellings (symlinks, hard links, ``..`` and case-insensitive file
-    systems are all caught). Call it before ``save_image``, even with ``overwrite=True``.
+    systems are all caught). ``write_bytes_atomic`` calls it, even with ``overwrite=True``.
     """
     out = Path(output)
     if not out.exists():
@@ -310,6 +342,30 @@ def _exif_transpose(im: Image.Image) -> Image.Image:
         return ImageOps.exif_transpose(im)
     except Exception:  # malformed EXIF: keep the stored orientation
         return im
+
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.lru_cache(maxsize=8)
+def _srgb_transform(icc: bytes) -> ImageCms.ImageCmsTransform | None:
+    """littlecms transform from an RGB profile to sRGB (Pillow's default intent); ``None`` for a
+    profile littlecms cannot parse or use."""
+    try:
+        return ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB,
+                                       "RGB", "RGB")
+    except (OSError, ValueError, ImageCms.PyCMSError):
+        return None
+
+
+def _to_srgb(pixels: np.ndarray, icc: object) -> np.ndarray:
+    """Convert RGB pixels from their embedded RGB ICC profile to sRGB (module docstring)."""
+    if not isinstance(icc, bytes) or icc[16:20] != b"RGB ":
+        return pixels
+    transform = _srgb_transform(icc)
+    if transform is None:
+        return pixels
+    return np.asarray(ImageCms.applyTransform(Image.fromarray(pixels), transform))
 
 
 def _to_rgb(im: Image.Image, path: Path) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""Protect photos on disk: files and folders in, ``OUTDIR/<input stem>.<ext>`` out.
+"""Protect photos on disk: files and folders in, ``OUTDIR/<input stem>.<ext>`` out (or
+``OUTDIR/<index>.<ext>`` when the names carry what the pixels hide: ``--plates ccpd-names``).
 
-For every image: load (validated, EXIF-oriented) → detect faces → the method → save without
-metadata (ICC profile kept). Images without faces are written unchanged (pixels; metadata is
+For every image: load (validated, EXIF-oriented, converted to sRGB) → detect faces → the method
+→ save without any metadata. Images without faces are written unchanged (pixels; metadata is
 still dropped) and reported. A bad file is skipped with its reason and the run goes on; the
 summary counts processed / without face / failed. Videos (``io.VIDEO_EXTENSIONS``) and live
 streams go through :func:`jaxpriv.video.protect_video` into ``<stem>.mp4``.
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import secrets
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
@@ -24,6 +26,9 @@ from jaxpriv import io, video
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import detect_faces
 from jaxpriv.methods import ProtectFn
+
+if TYPE_CHECKING:
+    from jaxpriv.deid.plates import PlateSource
 
 
 @dataclasses.dataclass
@@ -87,17 +92,37 @@ def run_key(seed: int) -> jax.Array:
     return jax.random.wrap_key_data(words, impl="threefry2x32")
 
 
-def image_key(seed: int, relative_name: str) -> jax.Array:
-    """The PRNG key of one image: the run's seed folded with a hash of its relative path, so an
-    image's output does not depend on which other images are in the run."""
-    return jax.random.fold_in(run_key(seed), zlib.crc32(relative_name.encode()) & 0x7FFFFFFF)
+def image_key(seed: int, relative_name: str, content_sha256: bytes | None = None) -> jax.Array:
+    """The PRNG key of one image: 64 bits of SHA-256(seed, SHA-256 of the input file's bytes,
+    relative output path) as a threefry key, so an image's output does not depend on which other
+    images are in the run, and two different photos with the same name (or two names) under one
+    seed get unrelated noise. ``content_sha256=None`` (streams, which have no file): path only."""
+    h = hashlib.sha256(b"jaxpriv image key v2\0")
+    h.update(seed.to_bytes(SEED_BITS // 8, "big"))  # every seed bit, fixed width
+    h.update(b"\0" * 33 if content_sha256 is None else b"\1" + content_sha256)
+    h.update(relative_name.encode("utf-8"))  # last field: the encoding stays unambiguous
+    words = np.frombuffer(h.digest()[:8], ">u4").astype(np.uint32)
+    return jax.random.wrap_key_data(words, impl="threefry2x32")
+
+
+def file_sha256(path: Path) -> bytes:
+    """SHA-256 of a file's bytes (for :func:`image_key`)."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").digest()
+    except OSError as e:
+        raise JaxprivError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def plan_outputs(
-    inputs: Sequence[str], out_dir: Path, ext: str | None
+    inputs: Sequence[str], out_dir: Path, ext: str | None, neutral_names: bool = False
 ) -> list[tuple[Path | str, Path]]:
     """(input, output file) pairs; folders mirror their subfolders under ``out_dir``. Videos
-    (and streams: URLs, ``camera:N``, kept as strings) go to ``<stem>.mp4``."""
+    (and streams: URLs, ``camera:N``, kept as strings) go to ``<stem>.mp4``.
+
+    ``neutral_names``: outputs are ``out_dir/<index>.<ext>`` instead (1-based, zero-padded, in
+    input order, no subfolders, since folder names may carry the same text), for sources whose
+    file names encode what the pixels hide (CCPD plates)."""
     pairs: list[tuple[Path | str, Path]] = []
     for arg in inputs:
         if video.is_stream(arg):
@@ -108,6 +133,9 @@ def plan_outputs(
             out = (video.video_output_path(path, root, out_dir) if video.is_video(path)
                    else io.output_path(path, root, out_dir, ext))
             pairs.append((path, out))
+    if neutral_names:
+        width = max(4, len(str(len(pairs))))
+        pairs = [(p, out_dir / f"{i:0{width}d}{o.suffix}") for i, (p, o) in enumerate(pairs, 1)]
     outputs = [o.resolve() for _, o in pairs]
     if len(set(outputs)) != len(outputs):
         dup = next(o for o in outputs if outputs.count(o) > 1)
@@ -125,45 +153,46 @@ def protect_files(
     ext: str | None = None,
     upsample: int = 1,
     video_options: video.VideoOptions | None = None,
-    plates: Callable[[Path, np.ndarray, jax.Array], tuple[np.ndarray, int]] | None = None,
+    plates: PlateSource | None = None,
 ) -> Summary:
     """Run ``protect`` over every image and video in ``inputs`` (files, folders, stream URLs)
     into ``out_dir``; videos go through :func:`jaxpriv.video.protect_video`. ``plates``
-    (:func:`jaxpriv.deid.plates.plate_source`) then replaces each photo's licence plates.
+    (:func:`jaxpriv.deid.plates.plate_source`) then replaces each photo's licence plates; when
+    it reads them from the file names (``plates.from_names``) the outputs get neutral names
+    (:func:`plan_outputs`), and only the summary (``--json``) maps inputs to outputs.
     ``seed=None`` draws a 64-bit seed from the OS (``secrets``) and does not record it: whoever
     knows the seed can regenerate the noise, so only a seed the user chose is reproducible."""
     out_dir = Path(out_dir)
     recorded = seed
     if seed is None:
         seed = secrets.randbits(SEED_BITS)
-    pairs = plan_outputs(inputs, out_dir, ext)
+    pairs = plan_outputs(inputs, out_dir, ext, plates is not None and plates.from_names)
     if not pairs:
         raise JaxprivError("no images found in the given paths")
     all_inputs = [p for p, _ in pairs]
     summary = Summary(method, recorded)
     for path, out in tqdm(pairs, desc=f"protect ({method})", unit="img", disable=len(pairs) < 2):
         try:
-            io.ensure_not_input(out, all_inputs)
-            if out.exists() and not overwrite:
-                raise JaxprivError(f"{out}: exists (use --overwrite)")
+            io.check_writable(out, overwrite=overwrite, inputs=all_inputs)
+            rel = out.relative_to(out_dir).as_posix()
+            if isinstance(path, str):  # a stream: no file to hash
+                key = image_key(seed, rel)
+            else:
+                key = image_key(seed, rel, file_sha256(path))
             if isinstance(path, str) or video.is_video(path):
-                key = image_key(seed, out.relative_to(out_dir).as_posix())
                 r = video.protect_video(path, out, protect, key, video_options, overwrite)
                 summary.files.append(FileResult(str(path), str(out), "protected" if r.tracks
                                                 else "no_face", r.tracks,
                                                 video=dataclasses.asdict(r)))
                 continue
-            loaded = io.load_image_with_icc(path)
-            faces = detect_faces(loaded.pixels, upsample=upsample)
-            pixels = loaded.pixels
-            rel = out.relative_to(out_dir).as_posix()
+            pixels = io.load_image(path)
+            faces = detect_faces(pixels, upsample=upsample)
             if faces:
-                pixels = protect(loaded.pixels, faces, image_key(seed, rel))
+                pixels = protect(pixels, faces, key)
             n_plates = 0
             if plates is not None:  # own key stream, independent of the face method's
-                plate_key = jax.random.fold_in(image_key(seed, rel), PLATE_STREAM)
-                pixels, n_plates = plates(path, pixels, plate_key)
-            io.save_image(out, pixels, overwrite=overwrite, icc_profile=loaded.icc_profile)
+                pixels, n_plates = plates(path, pixels, jax.random.fold_in(key, PLATE_STREAM))
+            io.save_image(out, pixels, overwrite=overwrite, inputs=all_inputs)
             status = "protected" if faces or n_plates else "no_face"
             summary.files.append(FileResult(str(path), str(out), status, len(faces),
                                             plates=n_plates))

@@ -97,6 +97,47 @@ def _srgb_icc() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+def _s15(v: float) -> bytes:
+    return struct.pack(">i", round(v * 65536))
+
+
+def _xyz(x: float, y: float, z: float) -> bytes:
+    return b"XYZ \0\0\0\0" + _s15(x) + _s15(y) + _s15(z)
+
+
+def _text_description(text: str) -> bytes:
+    """ICC v2 textDescriptionType: ASCII, an empty Unicode part, an empty ScriptCode part."""
+    ascii_ = text.encode("ascii") + b"\0"
+    return (b"desc\0\0\0\0" + struct.pack(">I", len(ascii_)) + ascii_ + struct.pack(">II", 0, 0)
+            + struct.pack(">HB", 0, 0) + b"\0" * 67)
+
+
+def adobe_rgb_like_icc(description: str, maker: str, model: str) -> bytes:
+    """An ICC v2.1 RGB display profile with Adobe RGB (1998) primaries (D50-adapted colorants)
+    and gamma 2.2, whose description, device manufacturer and model tags and header carry
+    the given texts and a creation date: what a camera or scanner might embed."""
+    gamma = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(2.2 * 256)) + b"\0\0"
+    tags = [(b"desc", _text_description(description)), (b"dmnd", _text_description(maker)),
+            (b"dmdd", _text_description(model)), (b"cprt", b"text\0\0\0\0" + b"none\0\0\0\0"),
+            (b"wtpt", _xyz(0.9642, 1.0, 0.8249)),
+            (b"rXYZ", _xyz(0.6097, 0.3111, 0.0195)), (b"gXYZ", _xyz(0.2053, 0.6257, 0.0609)),
+            (b"bXYZ", _xyz(0.1492, 0.0632, 0.7446)),
+            (b"rTRC", gamma), (b"gTRC", gamma), (b"bTRC", gamma)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = struct.pack(">I", len(tags)), b""
+    for sig, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (struct.pack(">I", size) + b"\0\0\0\0" + struct.pack(">I", 0x02100000) + b"mntr"
+              + b"RGB XYZ " + struct.pack(">6H", 2019, 5, 4, 3, 2, 1) + b"acsp" + b"APPL"
+              + b"\0\0\0\0" + b"SCRT" + b"C123" + b"\0" * 8 + b"\0\0\0\0"
+              + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"SCRT" + b"\0" * 16 + b"\0" * 28)
+    assert len(header) == 128
+    return header + table + body
+
+
 def _raises(path: Path, phrase: str, **kw: object) -> str:
     with pytest.raises(JaxprivError) as info:
         jio.load_image(path, **kw)
@@ -301,18 +342,31 @@ def test_exif_orientation_applied(tmp_path: Path) -> None:
     assert arr[:4, :4].max() < 60
 
 
-def test_icc_profile_returned_only_for_rgb(tmp_path: Path) -> None:
-    icc = _srgb_icc()
-    path = _write(tmp_path / "icc.png", _encode(Image.new("RGB", (2, 2)), "PNG", icc_profile=icc))
-    loaded = jio.load_image_with_icc(path)
-    assert loaded.icc_profile == icc and loaded.pixels.shape == (2, 2, 3)
+def test_icc_profile_converted_to_srgb_on_load(tmp_path: Path) -> None:
+    """Issue 15.9: the pixels are converted from their RGB profile to sRGB with littlecms (the
+    profile is then not needed, so no writer can copy it); sRGB, non-RGB, broken and absent
+    profiles leave the stored pixels as they are."""
+    pixels = _noise(16, 16)
+    icc = adobe_rgb_like_icc("SECRET-CAMERA-1234", "SECRET-MAKER", "SECRET-MODEL")
+    tagged = _write(tmp_path / "adobe.png", _encode(Image.fromarray(pixels), "PNG",
+                                                    icc_profile=icc))
+    expected = ImageCms.profileToProfile(
+        Image.fromarray(pixels), ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+        ImageCms.createProfile("sRGB"), outputMode="RGB")
+    loaded = jio.load_image(tagged)
+    diff = np.abs(loaded.astype(int) - np.asarray(expected))
+    assert diff.max() <= 1  # littlecms' own conversion, up to 8-bit rounding
+    assert np.abs(loaded.astype(int) - pixels).mean() > 5  # and it really changed the colours
     lab_icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
-    other = _write(
-        tmp_path / "lab.png", _encode(Image.new("RGB", (2, 2)), "PNG", icc_profile=lab_icc)
-    )
-    assert jio.load_image_with_icc(other).icc_profile is None
-    plain = _write(tmp_path / "plain.png", _encode(Image.new("RGB", (2, 2)), "PNG"))
-    assert jio.load_image_with_icc(plain).icc_profile is None
+    broken = icc[:16] + b"RGB " + b"\xff" * 300  # an RGB header, then garbage
+    with pytest.raises(OSError):
+        ImageCms.ImageCmsProfile(io.BytesIO(broken))  # littlecms refuses it ...
+    for name, profile in (("srgb", _srgb_icc()), ("lab", lab_icc), ("broken", broken),
+                          ("none", None)):
+        kw = {"icc_profile": profile} if profile else {}
+        path = _write(tmp_path / f"{name}.png", _encode(Image.fromarray(pixels), "PNG", **kw))
+        # ... so it is ignored, as browsers do, rather than refusing the photo
+        np.testing.assert_array_equal(jio.load_image(path), pixels, err_msg=name)
 
 
 # --------------------------------------------------------------------------- save
@@ -413,22 +467,19 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path, monkeypatch) -> None:
     assert os.listdir(out.parent) == ["a.jpg"] and jio.load_image(out).shape == (8, 8, 3)
 
 
-def test_icc_kept_only_when_given(tmp_path: Path) -> None:
-    icc = _srgb_icc()
-    for ext in (".png", ".jpg", ".webp", ".tif"):
-        with Image.open(
-            jio.save_image(tmp_path / f"with{ext}", _noise(4, 4), icc_profile=icc)
-        ) as im:
-            assert im.info.get("icc_profile") == icc, ext
-        with Image.open(jio.save_image(tmp_path / f"without{ext}", _noise(4, 4))) as im:
+def test_no_icc_profile_is_ever_written(tmp_path: Path) -> None:
+    """Issue 15.9: a profile can name the device; load + save of a tagged photo writes none, in
+    every output format (the pixels are sRGB, which readers assume for untagged files)."""
+    icc = adobe_rgb_like_icc("SECRET-CAMERA-1234", "SECRET-MAKER", "SECRET-MODEL")
+    src = _write(tmp_path / "tagged.jpg", _encode(Image.fromarray(_noise(8, 8)), "JPEG",
+                                                  icc_profile=icc))
+    assert b"SECRET-CAMERA-1234" in src.read_bytes()
+    for ext in (".png", ".jpg", ".webp", ".tif", ".bmp"):
+        out = jio.save_image(tmp_path / f"copy{ext}", jio.load_image(src))
+        data = out.read_bytes()
+        assert b"SECRET" not in data and icc[128:] not in data, ext
+        with Image.open(out) as im:
             assert not im.info.get("icc_profile"), ext
-    gray = jio.save_image(tmp_path / "gray.png", np.zeros((2, 2), np.uint8), icc_profile=icc)
-    with Image.open(gray) as im:
-        assert "icc_profile" not in im.info  # an RGB profile would not describe gray pixels
-    loaded = jio.load_image_with_icc(tmp_path / "with.png")
-    out = jio.save_image(tmp_path / "copy.jpg", loaded.pixels, icc_profile=loaded.icc_profile)
-    with Image.open(out) as im:
-        assert im.info["icc_profile"] == icc
 
 
 def test_save_rejects_bad_arrays_formats_and_quality(tmp_path: Path) -> None:
@@ -464,6 +515,24 @@ def test_ensure_not_input(tmp_path: Path) -> None:
         jio.ensure_not_input(link, [src])
     jio.ensure_not_input(tmp_path / "new.png", [src])
     jio.ensure_not_input(_write(tmp_path / "b.png", b"x"), [src, tmp_path / "missing.png"])
+
+
+def test_write_bytes_atomic_never_replaces_an_input_or_existing_file(tmp_path: Path) -> None:
+    """Issue 15.5: the one writer of user-facing files (reports, embeddings, images)."""
+    src = _write(tmp_path / "in.jpg", b"the original photo")
+    with pytest.raises(JaxprivError, match=r"in\.jpg: is one of the input files"):
+        jio.write_text_atomic(src, "{}", overwrite=True, inputs=[src])
+    with pytest.raises(JaxprivError, match=r"in\.jpg: exists \(use --overwrite\)"):
+        jio.write_bytes_atomic(src, b"{}")
+    assert src.read_bytes() == b"the original photo"
+    out = jio.write_text_atomic(tmp_path / "sub" / "r.json", "{}", inputs=[src])
+    assert out.read_text() == "{}"
+    jio.write_bytes_atomic(out, b"[]", overwrite=True, inputs=[src])
+    assert out.read_bytes() == b"[]" and os.listdir(out.parent) == ["r.json"]  # no temp files
+    with pytest.raises(JaxprivError, match="is a directory"):
+        jio.write_bytes_atomic(tmp_path / "sub", b"x", overwrite=True)
+    key = jio.write_bytes_atomic(tmp_path / "k.jpkey", b"k", mode=0o600)
+    assert key.stat().st_mode & 0o077 == 0
 
 
 # --------------------------------------------------------------------------- paths

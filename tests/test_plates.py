@@ -223,10 +223,38 @@ def test_cli_plates_only(tmp_path: Path, shared_data: Path) -> None:
                           "--format", "png", "--json", str(tmp_path / "run.json")],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    out = out_dir / NAME.replace(".jpg", ".png")
+    out = out_dir / "0001.png"  # a neutral name: the CCPD name encodes the plate (issue 15.2)
     assert out.is_file() and "1 protected" in res.stdout
     assert json.loads((tmp_path / "run.json").read_text())["files"][0]["plates"] == 1
     before, after = load_image(src / NAME), load_image(out)
     inside = P.plate_mask(before.shape, P.parse_ccpd_name(NAME).corners)
     np.testing.assert_array_equal(after[~inside], before[~inside])
     assert np.any(after != before, axis=-1)[inside].mean() > 0.5
+
+
+def test_ccpd_names_outputs_get_neutral_names(tmp_path: Path) -> None:
+    """Issue 15.2: with ``--plates ccpd-names`` the output kept the input's name, from which
+    :func:`parse_ccpd_name` returned the original plate. Outputs are now ``<index>.<ext>`` in
+    input order (no subfolders); only the ``--json`` report maps inputs to outputs."""
+    from jaxpriv.cli import main
+
+    other = NAME.replace("0_0_6_24_16_27_27", "12_1_1_2_3_4_33")  # 京BBCDE9
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    image = np.full((600, 500, 3), 120, np.uint8)  # the plate corners of NAME lie inside
+    for path in (src / NAME, src / "sub" / other):
+        cv2.imwrite(str(path), image)
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    assert main(["protect", str(src), "-o", str(out), "--method", "none", "--plates",
+                 "ccpd-names", "--seed", "3", "--json", str(report)]) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    assert written == ["0001.jpg", "0002.jpg"]
+    for rel in written:
+        with pytest.raises(JaxprivError, match="not a CCPD"):
+            P.parse_ccpd_name(rel)
+        for text in (P.parse_ccpd_name(NAME).text, P.parse_ccpd_name(other).text):
+            assert text not in rel and text[1:] not in rel
+    files = json.loads(report.read_text())["files"]
+    assert [(f["input"], f["output"], f["plates"]) for f in files] == [
+        (str(src / NAME), str(out / "0001.jpg"), 1),
+        (str(src / "sub" / other), str(out / "0002.jpg"), 1)]

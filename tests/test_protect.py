@@ -113,3 +113,48 @@ def test_run_key_keeps_all_64_bits_and_matches_jax_below_2_32() -> None:
 
     assert draw(run_key(12345)) == draw(jax.random.key(12345))
     assert draw(run_key(2**32 + 7)) != draw(run_key(7))
+
+
+def test_same_name_same_seed_different_photos_get_different_noise(tmp_path: Path) -> None:
+    """Issue 15.4: the key hashed only the relative name, so two different photos saved under the
+    same name with a reused seed got the same noise (the difference of the outputs cancels it).
+    Here the photos differ in one corner pixel only: their faces must get different noise."""
+    from jaxpriv.cli import main
+
+    with Image.open(SAMPLES / "obama.jpg") as im:
+        pixels = np.asarray(im.convert("RGB").resize((im.width // 2, im.height // 2)))
+    other = pixels.copy()
+    other[0, 0] ^= 0xFF
+    for name, arr in (("a", pixels), ("b", other)):
+        (tmp_path / name).mkdir()
+        Image.fromarray(arr).save(tmp_path / name / "photo.png")
+        assert main(["protect", "--method", "dppix", str(tmp_path / name / "photo.png"), "-o",
+                     str(tmp_path / f"out_{name}"), "--seed", "7"]) == 0
+    a, b = (load_image(tmp_path / f"out_{n}" / "photo.png") for n in ("a", "b"))
+    (face,) = detect_faces(pixels)
+    y0, y1, x0, x1 = face_region(face, pixels.shape, 0.0)
+    assert np.any(a != pixels, axis=-1)[y0:y1, x0:x1].mean() > 0.5  # the face was noised
+    assert np.any(a != b, axis=-1)[y0:y1, x0:x1].mean() > 0.5  # ... with different noise
+
+
+def test_image_key_is_a_hash_of_seed_content_and_name() -> None:
+    """Issue 15.4: two names with equal ``crc32 & 0x7FFFFFFF`` (found by brute force over random
+    names) got the same key; the SHA-256 key separates them, all 64 seed bits, and content."""
+    import hashlib
+    import zlib
+
+    from jaxpriv.protect import image_key
+
+    a, b = "IMG_1fdc0ee9.jpg", "IMG_5fb19e8e.jpg"
+    assert zlib.crc32(a.encode()) & 0x7FFFFFFF == zlib.crc32(b.encode()) & 0x7FFFFFFF
+
+    def words(key: jax.Array) -> tuple[int, ...]:
+        return tuple(np.asarray(jax.random.key_data(key)).tolist())
+
+    assert words(image_key(7, a)) != words(image_key(7, b))
+    digest = [hashlib.sha256(x).digest() for x in (b"photo 1", b"photo 2")]
+    keys = {words(image_key(7, a)), words(image_key(7, b)), words(image_key(2**32 + 7, a)),
+            words(image_key(7, a, digest[0])), words(image_key(7, a, digest[1]))}
+    assert len(keys) == 5
+    assert words(image_key(7, a, digest[0])) == words(image_key(7, a, digest[0]))  # reproducible
+    assert all(len(k) == 2 for k in keys)  # a full threefry key: 64 bits of the digest

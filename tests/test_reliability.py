@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageCms
 
 from jaxpriv.cli import main
 from jaxpriv.errors import JaxprivError
@@ -32,7 +32,7 @@ from jaxpriv.masktpl import keys as K
 
 from ._tiny_runs import FACES, face_crop
 from .conftest import ROOT, SAMPLES
-from .test_io import _bomb_png, _jpeg_markers
+from .test_io import _bomb_png, _jpeg_markers, adobe_rgb_like_icc
 
 OBAMA_BOX = (349, 142, 617, 409)  # dlib HOG box of the face in samples/obama.jpg
 
@@ -101,7 +101,7 @@ def _with_iptc(jpeg: bytes, caption: bytes) -> bytes:
     return jpeg[:end_app0] + app13 + jpeg[end_app0:]
 
 
-def test_protect_strips_gps_thumbnail_xmp_iptc_keeps_icc(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_protect_strips_gps_thumbnail_xmp_iptc_icc(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     pixels, icc = _obama(0.5)
     left, top, right, bottom = (round(v * 0.5) for v in OBAMA_BOX)
     face_thumb = _encode(Image.fromarray(pixels[top:bottom, left:right]).resize((64, 64)), "JPEG")
@@ -144,16 +144,50 @@ def test_protect_strips_gps_thumbnail_xmp_iptc_keeps_icc(tmp_path: Path, capsys)
         assert secret not in result, secret
     assert result.count(b"\xff\xd8") == 1  # no embedded JPEG thumbnail
     markers = _jpeg_markers(result)
-    assert [m for m in markers if 0xE0 <= m <= 0xEF or m == 0xFE] == [0xE0, 0xE2]  # JFIF, ICC
+    # JFIF only: since issue 15.9 not even the ICC profile survives (it is an sRGB one here, so
+    # the conversion to sRGB on load leaves the pixels as they are)
+    assert [m for m in markers if 0xE0 <= m <= 0xEF or m == 0xFE] == [0xE0]
+    assert icc[128:] not in result
     with Image.open(out / "dirty.jpg") as im:
         assert len(im.getexif()) == 0
-        assert not {"exif", "xmp", "comment", "photoshop", "adobe"} & set(im.info)
-        assert im.info["icc_profile"] == icc  # colour profile kept, byte for byte
+        assert not {"exif", "xmp", "comment", "photoshop", "adobe", "icc_profile"} & set(im.info)
         protected = np.asarray(im.convert("RGB"))
     assert protected.shape == pixels.shape
     diff = np.abs(protected.astype(int) - pixels)
     assert diff[top:bottom, left:right].mean() > 10  # the face was blurred ...
     assert diff[:40, :40].mean() < 3  # ... the rest only re-encoded
+
+
+def test_protect_converts_a_device_icc_profile_to_srgb_and_drops_it(tmp_path: Path) -> None:
+    """Issue 15.9: a profile that names the device (description, maker, model, date) is applied
+    to the pixels (littlecms, to sRGB) and never written."""
+    icc = adobe_rgb_like_icc("SECRET-CAMERA-1234", "SECRET-MAKER", "SECRET-MODEL")
+    y, x = np.mgrid[0:48, 0:64]
+    pixels = np.stack([x * 4, y * 5, 255 - x * 2], -1).astype(np.uint8)  # smooth and colourful
+    src = tmp_path / "in" / "tagged.jpg"
+    src.parent.mkdir()
+    src.write_bytes(_encode(Image.fromarray(pixels), "JPEG", quality=95, icc_profile=icc))
+    assert b"SECRET-CAMERA-1234" in src.read_bytes()
+    with Image.open(src) as im:
+        stored = im.convert("RGB")
+    expected = np.asarray(ImageCms.profileToProfile(
+        stored, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
+        outputMode="RGB")).astype(int)
+    assert np.abs(expected - np.asarray(stored)).mean() > 5  # the profile matters here
+
+    for fmt in ("jpg", "png"):
+        out = tmp_path / fmt
+        rc = main(["protect", "--method", "none", str(src), "-o", str(out), "--format", fmt])
+        assert rc == 0
+        data = (out / f"tagged.{fmt}").read_bytes()
+        for secret in (b"SECRET", icc[128:], b"SCRT"):
+            assert secret not in data, (fmt, secret)
+        with Image.open(out / f"tagged.{fmt}") as im:
+            assert "icc_profile" not in im.info
+            result = np.asarray(im.convert("RGB")).astype(int)
+        if fmt == "png":  # lossless: littlecms' own conversion, up to 8-bit rounding
+            assert np.abs(result - expected).max() <= 1
+    assert _jpeg_markers((tmp_path / "jpg" / "tagged.jpg").read_bytes()).count(0xE2) == 0
 
 
 # --------------------------------------------------------------------------- 2. hostile folder
@@ -589,3 +623,47 @@ def test_password_never_on_command_line_output_or_report(
         data = key.read_bytes()
         assert SECRET.encode() not in data and data.startswith(K.MAGIC)
         assert SECRET.encode() not in (out / name).read_bytes()
+
+
+# --------------------------------------------------------------------------- 7. never overwrite
+
+
+def test_protect_json_never_replaces_an_input_or_existing_file(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """Issue 15.5: ``--json`` pointed at an input photo replaced the photo (exit 0); it is now
+    refused before any work, like an existing report without --overwrite."""
+    src = tmp_path / "in"
+    src.mkdir()
+    photo = src / "grass.png"
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(photo)
+    before = photo.read_bytes()
+    out = tmp_path / "out"
+    for flags in ([], ["--overwrite"]):
+        rc = main(["protect", "--method", "none", str(src), "-o", str(out), "--json", str(photo),
+                   *flags])
+        assert rc == 2 and "is one of the input files" in capsys.readouterr().err
+        assert photo.read_bytes() == before and not out.exists()
+    report = tmp_path / "r.json"
+    report.write_text("keep me")
+    rc = main(["protect", "--method", "none", str(photo), "-o", str(out), "--json", str(report)])
+    assert rc == 2 and "exists (use --overwrite)" in capsys.readouterr().err
+    assert report.read_text() == "keep me" and not out.exists()  # refused before any work
+    rc = main(["protect", "--method", "none", str(photo), "-o", str(out), "--json", str(report),
+               "--overwrite"])
+    assert rc == 0 and json.loads(report.read_text())["no_face"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "r.json"]  # no temp files
+
+
+def test_embed_never_replaces_its_row_names_file(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """Issue 15.5: ``embed`` wrote ``<out>.txt`` whatever was there; now an existing one is
+    refused (exit 2) before any embedding, and nothing is written."""
+    names = tmp_path / "emb.txt"
+    names.write_text("my notes\n")
+    rc = main(["embed", str(SAMPLES / "obama.jpg"), "--out", str(tmp_path / "emb.npy")])
+    assert rc == 2 and "emb.txt: exists (use --overwrite)" in capsys.readouterr().err
+    assert names.read_text() == "my notes\n" and not (tmp_path / "emb.npy").exists()
+    photo = tmp_path / "photo.txt"  # a JPEG under an odd name, given explicitly: an input
+    photo.write_bytes((SAMPLES / "obama.jpg").read_bytes())
+    rc = main(["embed", str(photo), "--out", str(tmp_path / "photo.npy"), "--overwrite"])
+    assert rc == 2 and "photo.txt: is one of the input files" in capsys.readouterr().err
+    assert photo.read_bytes() == (SAMPLES / "obama.jpg").read_bytes()
+    assert not (tmp_path / "photo.npy").exists()

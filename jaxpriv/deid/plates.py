@@ -55,6 +55,7 @@ __all__ = [
     "PROVINCES",
     "Plate",
     "PlateFn",
+    "PlateSource",
     "box_corners",
     "code_noise",
     "code_ranges",
@@ -608,7 +609,20 @@ def load_plates_json(path: str | Path) -> dict[Path, list[Plate]]:
     return out
 
 
-def plate_source(spec: str, epsilon: float = 1.0, sensitivity: float = 1.0) -> PlateFn:
+@dataclasses.dataclass(frozen=True)
+class PlateSource:
+    """A :data:`PlateFn` plus where its annotations come from: ``from_names`` when they are read
+    from the file names, which then encode the plates, so outputs must not keep those names
+    (:func:`jaxpriv.protect.plan_outputs` gives them neutral ones)."""
+
+    apply: PlateFn
+    from_names: bool = False
+
+    def __call__(self, path: Path, image: np.ndarray, key: jax.Array) -> tuple[np.ndarray, int]:
+        return self.apply(path, image, key)
+
+
+def plate_source(spec: str, epsilon: float = 1.0, sensitivity: float = 1.0) -> PlateSource:
     """The ``--plates`` option: ``"ccpd-names"`` (each input's CCPD file name) or a JSON file
     (:func:`load_plates_json`); inputs not in the JSON get no plate change."""
     code_noise(jax.random.key(0), 1, epsilon, sensitivity)  # validate ε and Δf early
@@ -628,4 +642,4 @@ def plate_source(spec: str, epsilon: float = 1.0, sensitivity: float = 1.0) -> P
         except JaxprivError as e:
             raise JaxprivError(f"{Path(path).name}: {e}") from None
 
-    return apply
+    return PlateSource(apply, from_names=spec == "ccpd-names")

@@ -171,8 +171,7 @@ def protect_file(
         if p.exists() and not overwrite:
             raise JaxprivError(f"{p}: exists (use --overwrite)")
     model = load_model() if model is None else model
-    loaded = io.load_image_with_icc(source)
-    image = loaded.pixels
+    image = io.load_image(source)
     faces = detect_faces(image, upsample=upsample) if faces is None else list(faces)
     kdf = K.KdfParams() if kdf is None else kdf
     salt, derived = K.new_keys(password, kdf)
@@ -190,7 +189,7 @@ def protect_file(
         "jax": jax.__version__,
     }
     sealed = K.seal(payload, derived, salt, kdf)
-    io.save_image(output, protected, overwrite=overwrite, icc_profile=loaded.icc_profile)
+    io.save_image(output, protected, overwrite=overwrite, inputs=[source])
     try:
         K.write_key_file(key_file, sealed, overwrite=overwrite)
     except BaseException:
@@ -253,6 +252,5 @@ def restore_file(
     key_file = key_path_for(protected_path) if key_file is None else Path(key_file)
     model = load_model() if model is None else model
     payload = open_key(key_file, password, model)
-    loaded = io.load_image_with_icc(protected_path)
-    restored = restore_pixels(loaded.pixels, payload, model, str(protected_path))
-    return io.save_image(output, restored, overwrite=overwrite, icc_profile=loaded.icc_profile)
+    restored = restore_pixels(io.load_image(protected_path), payload, model, str(protected_path))
+    return io.save_image(output, restored, overwrite=overwrite, inputs=[protected_path])
