@@ -21,7 +21,6 @@ existing file unless asked.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import getpass
 import hashlib
@@ -37,6 +36,7 @@ import jax
 import numpy as np
 
 from jaxpriv.errors import JaxprivError
+from jaxpriv.io import write_bytes_atomic
 
 MAGIC = b"JPKEY\x00\x01\n"
 SALT_BYTES = 16
@@ -216,33 +216,9 @@ def unseal(data: bytes, password: bytes) -> tuple[dict[str, Any], DerivedKeys]:
 
 
 def write_key_file(path: str | os.PathLike[str], data: bytes, overwrite: bool = False) -> Path:
-    """Write key-file bytes with mode 0600, atomically (temp file + rename), refusing to replace
-    an existing file unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise JaxprivError(f"{path}: exists (use --overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise JaxprivError(f"{path}: exists (use --overwrite)") from None
-    except OSError as e:
-        raise JaxprivError(f"{path}: cannot write key file ({type(e).__name__})") from e
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-    return path
+    """Write key-file bytes with mode 0600 through :func:`jaxpriv.io.write_bytes_atomic`
+    (atomic, never over an existing file unless ``overwrite``)."""
+    return write_bytes_atomic(path, data, overwrite=overwrite, mode=0o600)
 
 
 def read_key_file(path: str | os.PathLike[str]) -> bytes:
