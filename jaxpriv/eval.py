@@ -182,7 +182,16 @@ def trained_on(method: str, options: dict[str, Any]) -> tuple[str, frozenset[str
         names = load_model(path).info.get("train_identity_names")
     else:
         return None
-    return str(path), None if names is None else frozenset(names)
+    return _shown(path), None if names is None else frozenset(names)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (no home paths in
+    committed reports)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _json(path: Path) -> dict[str, Any]:
