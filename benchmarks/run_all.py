@@ -6,7 +6,9 @@ file); ratios are read from its JSON: a top-level ``ratios`` mapping, and row fi
 benchmark's first row. Ratios measured within one run are what to quote: absolute speeds move
 with the machine's load.
 
-Run ``python benchmarks/run_all.py [--full] [--only peers,recognizers] [--json OUT.json]``.
+Run ``python benchmarks/run_all.py [--full] [--only peers,recognizers] [--json OUT.json]``;
+the table's ratios, the command and the machine go to ``--json`` (default
+``experiments/results/bench_all.json``), which is what the README quotes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+DEFAULT_JSON = HERE.parent / "experiments" / "results" / "bench_all.json"
 NAME_KEYS = ("implementation", "case", "name", "configuration", "method")
 THROUGHPUT_KEYS = ("faces_per_s", "photos_per_s", "images_per_s", "queries_per_s", "fps")
 
@@ -131,13 +134,29 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def record(results: dict[str, dict[str, Any]], info: str, full: bool,
+           command: str) -> dict[str, Any]:
+    """The JSON written by ``--json``: command, machine, mode, every ratio of the table (one row
+    per ratio) and each benchmark's own output."""
+    rows = [{"benchmark": name, "row": row, "ratio": key, "value": value}
+            for name, res in results.items() if "error" not in res
+            for row, key, value in ratios(res["data"])]
+    return {"command": command, "machine": info, "mode": "full" if full else "quick",
+            "ratios": rows,
+            "failed": {k: v["error"] for k, v in results.items() if "error" in v},
+            "results": {k: {kk: vv for kk, vv in v.items() if kk != "stdout"}
+                        for k, v in results.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print the table (exit 1 if any failed)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--full", action="store_true", help="full runs (default: each with --quick)")
     p.add_argument("--only", default=None, help="comma-separated benchmark names")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark")
-    p.add_argument("--json", type=Path, default=None, help="also write everything as JSON")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON,
+                   help="write the ratios and every benchmark's output as JSON (default "
+                   "experiments/results/bench_all.json)")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     scripts = benchmarks(only)
@@ -155,10 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Machine: {info}; mode {'full' if args.full else 'quick'}")
     print(table(results))
-    if args.json is not None:
-        args.json.write_text(json.dumps({"machine": info, "results": {
-            k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in results.items()}},
-            indent=2) + "\n")
+    command = " ".join(["python benchmarks/run_all.py", *(sys.argv[1:] if argv is None else argv)])
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(record(results, info, args.full, command), indent=2) + "\n")
+    print(f"-> {args.json}")
     return 1 if any("error" in r for r in results.values()) else 0
 
 

@@ -321,8 +321,11 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n| ratio (same run) | value |\n|---|---|")
     for name, value in ratios.items():
         print(f"| {name} | {value:.2f} |")
-    print(f"\nTotal benchmark time {time.perf_counter() - t_start:.0f} s; goal (b) >= 0.8.")
-    result = {"machine": info, "size": args.size, "rows": rows, "ratios": ratios,
+    print(f"\nTotal benchmark time {time.perf_counter() - t_start:.0f} s; goal (b) >= 0.8; load "
+          f"avg at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())}.")
+    result = {"command": f"python benchmarks/smna.py {flags}".strip(), "machine": info,
+              "load_end": [round(x, 1) for x in os.getloadavg()],
+              "size": args.size, "rows": rows, "ratios": ratios,
               "best_map": best_map, "ceiling": ceiling_name, "smgg": record, "paper": PAPER}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

@@ -2,9 +2,10 @@
 
 Writes ``DIR/grid.png`` (rows = photos, columns = the original and each method, labelled with
 dlib's distance of each protected face to its clean self), ``DIR/metrics.json`` and the protected
-photos ``DIR/<method>/<photo>.png``. Methods whose checkpoints or inputs are missing are skipped
-with a note. Distances use the chip cut at the CLEAN face geometry (the attacker knows where the
-face is). Images are uint8 RGB.
+photos ``DIR/<method>/<photo>.png``; with ``--results PATH.json`` also the metrics with the
+command, machine and wall time, and the table as ``PATH.md`` (the README quotes these). Methods
+whose checkpoints or inputs are missing are skipped with a note. Distances use the chip cut at
+the CLEAN face geometry (the attacker knows where the face is). Images are uint8 RGB.
 """
 
 from __future__ import annotations
@@ -198,16 +199,55 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def results_paths(path: str | Path) -> tuple[Path, Path]:
+    """(JSON, Markdown) paths of ``--results PATH``: PATH as given (``.json``) and beside it
+    the same stem with ``.md``."""
+    js = Path(path)
+    if js.suffix.lower() != ".json":
+        raise JaxprivError(f"--results {path}: must end in .json (a .md is written beside it)")
+    return js, js.with_suffix(".md")
+
+
+def results_record(report: dict[str, Any], command: str, seconds: float) -> dict[str, Any]:
+    """``report`` with the command, machine and wall time: what ``--results`` writes."""
+    from jaxpriv.machine import machine_description
+
+    return {"command": command, "machine": machine_description(),
+            "wall_seconds": round(seconds, 1), **report}
+
+
+def results_markdown(record: dict[str, Any]) -> str:
+    """The ``--results`` Markdown: command, machine, wall time and the table."""
+    return (f"# jaxpriv demo\n\nCommand: `{record['command']}`  \nMachine: {record['machine']}; "
+            f"wall time {record['wall_seconds']} s (ms/face includes each method's first-call "
+            f"compilation); seed {record['seed']}.\n\n```\n{table(record)}\n```\n")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run ``jaxpriv demo`` from parsed arguments."""
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
     if methods:
         for m in methods:
             get_method(m)  # a clear error for an unknown name
+    paths = results_paths(args.results) if args.results else ()
+    for p in paths:
+        if p.exists() and not args.overwrite:
+            raise JaxprivError(f"{p}: exists (use --overwrite)")
+    t0 = time.perf_counter()
     report = run_demo(args.out, overwrite=args.overwrite, methods=methods, seed=args.seed,
                       progress=not args.quiet)
     print(table(report))
     print(f"-> {Path(args.out) / 'grid.png'}, {Path(args.out) / 'metrics.json'}")
+    if paths:
+        command = " ".join(["jaxpriv demo", "-o", str(args.out)]
+                           + (["--methods", args.methods] if args.methods else [])
+                           + ["--seed", str(args.seed), "--results", str(args.results)])
+        record = results_record(report, command, time.perf_counter() - t0)
+        js, md = paths
+        js.parent.mkdir(parents=True, exist_ok=True)
+        js.write_text(json.dumps(record, indent=2) + "\n")
+        md.write_text(results_markdown(record))
+        print(f"-> {js}, {md}")
     return 0
 
 
@@ -220,6 +260,8 @@ def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     p.add_argument("--methods", default=None, help="comma-separated subset (default: all)")
     p.add_argument("--seed", type=seed_arg, default=0, help="randomness of the methods")
+    p.add_argument("--results", default=None, help="also write the metrics with command, machine "
+                   "and wall time to this .json and the table to the .md beside it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
     return p

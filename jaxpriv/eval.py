@@ -15,6 +15,9 @@ Every probe is protected and compared with its identity's CLEAN reference by the
   detector still finds the face after protection is reported separately.
 * Utility (:func:`jaxpriv.metrics.utility_metrics`) of the protected photo vs the clean one, plus
   SSIM of the recognizer's chip; time per face of the method (median).
+* Split: for a method with a trained model (smna: its SMGG checkpoint; deid: the face generator;
+  mask: the mask model), how many identities and probes the model was trained on, as its
+  checkpoint records them; ``unseen_only`` keeps only identities it never saw.
 
 Pre-aligned crops (small square images such as 112×112 ArcFace crops, where dlib's HOG detector
 finds nothing at native size) are turned into a photo by
@@ -157,6 +160,60 @@ def face_detected(photo: np.ndarray, face: Face, crop: bool) -> bool:
     return any(_iou(f.box, face.box) >= DETECT_IOU for f in found)
 
 
+def trained_on(method: str, options: dict[str, Any]) -> tuple[str, frozenset[str] | None] | None:
+    """(model path, identities it was trained on) of ``method`` with ``options``, as the
+    checkpoint records them (``None`` as the names if it records none); ``None`` for a method
+    without a trained model."""
+    opts = get_method(method).in_effect(**options)
+    if method == "smna":
+        from jaxpriv.smna.method import resolve_checkpoint
+
+        path = resolve_checkpoint(opts["checkpoint"], opts["noise"])
+        names = _json(path / "config.json").get("train_identity_names")
+    elif method == "deid":
+        from jaxpriv.deid.method import checkpoint_path
+
+        path = checkpoint_path(opts["checkpoint"])
+        names = _json(path / "config.json").get("info", {}).get("train_identity_names")
+    elif method == "mask":
+        from jaxpriv.masktpl.model import default_model_dir, load_model
+
+        path = default_model_dir()
+        names = load_model(path).info.get("train_identity_names")
+    else:
+        return None
+    return _shown(path), None if names is None else frozenset(names)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (no home paths in
+    committed reports)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise JaxprivError(f"{path}: cannot read the model's config ({e})") from e
+
+
+def split_of(method: str, option_sets: Sequence[dict[str, Any]],
+             names: Sequence[str]) -> dict[str, Any]:
+    """Which of ``names`` the method's model(s) were trained on (the union over option sets:
+    a sweep may use several checkpoints)."""
+    models = [m for m in (trained_on(method, o) for o in option_sets) if m is not None]
+    if not models:
+        return {"models": [], "recorded": True, "seen": []}
+    recorded = all(ids is not None for _, ids in models)
+    seen = set().union(*(ids for _, ids in models if ids is not None))
+    return {"models": sorted({p for p, _ in models}), "recorded": recorded,
+            "seen": sorted(n for n in names if n in seen)}
+
+
 # ----------------------------------------------------------------------------------------------
 # Evaluation
 
@@ -192,9 +249,11 @@ def evaluate(
     aligned_crops: bool | None = None,
     weights: str | None = None,
     progress: bool = True,
+    unseen_only: bool = False,
 ) -> dict[str, Any]:
     """Run the protocol for ``method`` with each of ``option_sets`` (default: the method's
-    defaults); returns the report as a JSON-ready dict (see ``jaxpriv eval --help``)."""
+    defaults); returns the report as a JSON-ready dict (see ``jaxpriv eval --help``).
+    ``unseen_only``: only identities the method's model was never trained on."""
     from tqdm import tqdm
 
     from jaxpriv.recognizers import load_recognizer
@@ -205,6 +264,14 @@ def evaluate(
     rec = load_recognizer(recognizer, **({"weights": weights} if weights else {}))
     size = rec.input_size
     identities = list_identities(data, max_per_identity)
+    split = split_of(spec.name, option_sets, [i.name for i in identities])
+    if unseen_only:
+        if not split["recorded"]:
+            raise JaxprivError(f"--unseen-only: {', '.join(split['models'])} does not record "
+                               "the identities it was trained on")
+        identities = [i for i in identities if i.name not in split["seen"]]
+        if not identities:
+            raise JaxprivError(f"--unseen-only: every identity of {data} was seen in training")
     start = time.perf_counter()
 
     ref_emb, skipped = {}, []
@@ -278,6 +345,10 @@ def evaluate(
         row["tar_clean"] = metrics.true_accept_rate(genuine, row["threshold"])
 
     matched = genuine < rec.threshold
+    seen = set(split["seen"])
+    split |= {"unseen_only": unseen_only,
+              "identities_seen": sum(n in seen for n in names),
+              "probes_seen": sum(names[i] in seen for i in probe_ids)}
     results = []
     for opts, acc in zip(option_sets, accs, strict=True):
         dp = np.asarray(acc.d_protected)
@@ -315,6 +386,7 @@ def evaluate(
         "aligned_crops": crops,
         "genuine_pairs": int(genuine.size),
         "impostor_pairs": int(impostor.size),
+        "split": split,
         "skipped": skipped,
         "thresholds": thresholds,
         "results": results,
@@ -339,6 +411,26 @@ def _opts(o: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in o.items()) or "–"
 
 
+def split_text(report: dict[str, Any]) -> str:
+    """One sentence: which identities of the report the method's model was trained on."""
+    split = report.get("split")
+    if split is None:
+        return "Split: not recorded (report written before splits were)."
+    if not split["models"]:
+        return f"Split: `{report['method']}` has no trained model."
+    models = ", ".join(f"`{m}`" for m in split["models"])
+    if not split["recorded"]:
+        return (f"Split: {models} does not record its training identities; an unknown share "
+                "of these probes may be of identities it was trained on.")
+    if split["unseen_only"]:
+        return (f"Split: only identities {models} was never trained on (--unseen-only; "
+                f"{len(split['seen'])} seen identities of the data left out).")
+    return (f"Split: {models} was trained on {split['identities_seen']} of these "
+            f"{report['identities']} identities ({split['probes_seen']} of {report['probes']} "
+            "probes)" + (": numbers over all probes are partly measured on training identities "
+                         "(use --unseen-only)." if split["probes_seen"] else "."))
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown (tables of verification, protection and utility)."""
     r0 = report["results"][0]
@@ -355,6 +447,8 @@ def markdown(report: dict[str, Any]) -> str:
         + f", {report['aligned_crops']} of them pre-aligned crops (padded 25 %, upsampled ×3); "
         f"{report['genuine_pairs']} genuine and {report['impostor_pairs']} clean impostor pairs; "
         f"seed {report['seed']}. Chips of protected photos are cut at the clean face geometry.",
+        "",
+        split_text(report),
         "",
         "## Same-person rate (TAR) of probes vs their reference",
         "",
@@ -451,7 +545,7 @@ def plot(report: dict[str, Any], path: str | Path, param: str | None = None) -> 
 # Command line
 
 _OWN_FLAGS = {"method", "data", "recognizer", "weights", "json", "report", "max_per_identity",
-              "sweep", "plot", "seed", "aligned_crops", "overwrite", "quiet"}
+              "sweep", "plot", "seed", "aligned_crops", "overwrite", "quiet", "unseen_only"}
 
 
 def parse_sweep(text: str, spec: MethodSpec) -> tuple[str, list[Any]]:
@@ -484,6 +578,8 @@ def command_line(args: argparse.Namespace, options: dict[str, Any]) -> str:
             parts += ["--" + flag.replace("_", "-"), str(value)]
     if args.aligned_crops is not None:
         parts.append("--aligned-crops" if args.aligned_crops else "--no-aligned-crops")
+    if args.unseen_only:
+        parts.append("--unseen-only")
     for name, value in options.items():
         parts += ["--" + name.replace("_", "-"), str(value)]
     return " ".join(parts)
@@ -513,7 +609,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = evaluate(args.data, spec.name, option_sets, recognizer=args.recognizer,
                       max_per_identity=args.max_per_identity, seed=args.seed,
                       aligned_crops=args.aligned_crops, weights=args.weights,
-                      progress=not args.quiet)
+                      progress=not args.quiet, unseen_only=args.unseen_only)
     report["sweep"] = param
     report["command"] = command_line(args, given)
     for p in outputs:
@@ -549,6 +645,9 @@ def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--aligned-crops", action=argparse.BooleanOptionalAction, default=None,
                    help="inputs are pre-aligned face crops (default: auto, square ≤ "
                    f"{CROP_MAX_SIDE} px)")
+    p.add_argument("--unseen-only", action="store_true",
+                   help="only identities the method's model (smna, deid, mask) was never trained "
+                   "on, as its checkpoint records them")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     for opt in all_options().values():

@@ -36,3 +36,22 @@ def test_demo_writes_grid_and_metrics(tmp_path: Path, capsys, monkeypatch) -> No
     assert "solid" in printed and "skipped mask" in printed
     # never into a non-empty folder without --overwrite
     assert main(["demo", "-o", str(out), "--methods", "solid", "--quiet"]) == 2
+
+
+def test_demo_results_file_names_its_command(tmp_path: Path) -> None:
+    """Defect 7: the demo table the README quotes is written with its command and machine."""
+    res = tmp_path / "res" / "demo.json"
+    assert main(["demo", "-o", str(tmp_path / "d"), "--methods", "solid", "--quiet",
+                 "--results", str(res)]) == 0
+    rec = json.loads(res.read_text())
+    assert rec["command"] == (f"jaxpriv demo -o {tmp_path / 'd'} --methods solid --seed 0 "
+                              f"--results {res}")
+    assert rec["machine"] and rec["wall_seconds"] > 0 and set(rec["methods"]) == {"solid"}
+    md = res.with_suffix(".md").read_text()
+    assert rec["command"] in md and "solid" in md and "0/5" in md
+    # never overwritten without --overwrite, refused before the demo runs; .json required
+    assert main(["demo", "-o", str(tmp_path / "e"), "--methods", "solid", "--quiet",
+                 "--results", str(res)]) == 2
+    assert not (tmp_path / "e").exists()
+    assert main(["demo", "-o", str(tmp_path / "f"), "--methods", "solid", "--quiet",
+                 "--results", str(tmp_path / "x.md")]) == 2

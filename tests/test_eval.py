@@ -84,3 +84,35 @@ def test_sweep_and_data_errors(tmp_path: Path) -> None:
             parse_sweep(bad, spec)
     with pytest.raises(JaxprivError, match="no identity folders"):
         list_identities(tmp_path)
+
+
+def test_split_of_trained_models_and_unseen_only(tmp_path: Path) -> None:
+    """Defect 6: eval states how many probe identities the method's model was trained on, and
+    --unseen-only keeps only identities it never saw (names as the checkpoints record them)."""
+    from jaxpriv.eval import trained_on
+
+    for method in ("smna", "deid", "mask"):
+        path, names = trained_on(method, {})
+        assert names and "Barack_Obama" in names and "Gwyneth_Paltrow" not in names, method
+    assert trained_on("blur", {}) is None
+    data = tmp_path / "people"
+    for ident in ("Barack_Obama", "Someone_Unseen"):
+        (data / ident).mkdir(parents=True)
+        shutil.copy(SAMPLES / "obama.jpg", data / ident / "0.jpg")
+        shutil.copy(SAMPLES / "obama2.jpg", data / ident / "1.jpg")
+    js, md = tmp_path / "all.json", tmp_path / "all.md"
+    assert main(["eval", "--method", "smna", "--data", str(data), "--json", str(js),
+                 "--report", str(md), "--quiet"]) == 0
+    split = json.loads(js.read_text())["split"]
+    assert (split["seen"], split["identities_seen"], split["probes_seen"]) == (
+        ["Barack_Obama"], 1, 1)
+    assert "trained on 1 of these 2 identities (1 of 2 probes)" in md.read_text()
+    js2 = tmp_path / "unseen.json"
+    assert main(["eval", "--method", "smna", "--data", str(data), "--json", str(js2),
+                 "--unseen-only", "--quiet"]) == 0
+    rep = json.loads(js2.read_text())
+    assert (rep["identities"], rep["probes"], rep["split"]["probes_seen"]) == (1, 1, 0)
+    assert rep["command"].endswith("--unseen-only")
+    (data / "Someone_Unseen").rename(data / "Tom_Hanks")  # every identity seen: an error
+    assert main(["eval", "--method", "smna", "--data", str(data), "--unseen-only",
+                 "--quiet"]) == 2

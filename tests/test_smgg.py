@@ -95,26 +95,30 @@ def test_losses_finite_and_gradients_separate() -> None:
     np.testing.assert_allclose(metrics["loss_G"], metrics["loss_GAN"] + 100 * metrics["L1"],
                                rtol=1e-5)
 
-    def l_g(pg: smgg.Variables) -> jax.Array:
+    def losses(pg: smgg.Variables, pd: smgg.Variables) -> tuple[jax.Array, jax.Array]:
+        """(L_G, L_D) with no stop-gradient: each depends on both networks' parameters."""
         fake, _ = smgg.generator_apply({"params": pg,
                                         "batch_stats": v["batch_stats"]["generator"]}, x, True)
-        logits, _ = smgg.discriminator_apply(_split(v, "discriminator"), x, fake, True)
-        return smgg.generator_loss(logits, fake, y, 100.0)[0]
-
-    def l_d(pd: smgg.Variables) -> jax.Array:
-        fake, _ = smgg.generator_apply(_split(v, "generator"), x, True)
         dv = {"params": pd, "batch_stats": v["batch_stats"]["discriminator"]}
         real, stats = smgg.discriminator_apply(dv, x, y, True)
         fake_logits, _ = smgg.discriminator_apply({"params": pd, "batch_stats": stats}, x,
                                                   fake, True)
-        return smgg.discriminator_loss(real, fake_logits)[0]
+        return (smgg.generator_loss(fake_logits, fake, y, 100.0)[0],
+                smgg.discriminator_loss(real, fake_logits)[0])
 
-    want_g = jax.jit(jax.grad(l_g))(v["params"]["generator"])
-    want_d = jax.jit(jax.grad(l_d))(v["params"]["discriminator"])
-    for got, want in ((grads["generator"], want_g), (grads["discriminator"], want_d)):
-        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want),
-                        strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    p = v["params"]
+    want_g = jax.jit(jax.grad(lambda pg: losses(pg, p["discriminator"])[0]))(p["generator"])
+    want_d = jax.jit(jax.grad(lambda pd: losses(p["generator"], pd)[1]))(p["discriminator"])
+    mixed = jax.jit(jax.grad(lambda q: sum(losses(q["generator"], q["discriminator"]))))(p)
+    leaves = jax.tree_util.tree_leaves
+    for part, want in (("generator", want_g), ("discriminator", want_d)):
+        # XLA's CPU reductions differ between these differently compiled functions (≈ 1e-6 of
+        # the tree's largest gradient seen); the unseparated gradient differs by ≥ 3e-3 of it.
+        atol = 1e-4 * max(float(np.abs(b).max()) for b in leaves(want))
+        for a, b in zip(leaves(grads[part]), leaves(want), strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=atol)
+        assert any(np.abs(np.asarray(m) - np.asarray(b)).max() > 10 * atol
+                   for m, b in zip(leaves(mixed[part]), leaves(want), strict=True)), part
 
 
 def test_few_steps_reduce_l1() -> None:

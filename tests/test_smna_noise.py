@@ -63,7 +63,9 @@ def test_alg3_jit_vmap_and_degenerate_map() -> None:
     f = jax.jit(functools.partial(noise.noise_delta, noise="white"))
     batched = f(g, 800.0)
     mapped = jax.vmap(lambda gi: noise.noise_delta(gi, 800.0, "white"))(g)
-    np.testing.assert_allclose(batched, mapped, rtol=1e-6, atol=1e-6)
+    # jit of the batch vs vmap: differently compiled reductions; 1e-5 of the noise's scale (the
+    # old atol 1e-6 was below float32 resolution of values up to ≈ 40)
+    np.testing.assert_allclose(batched, mapped, rtol=0, atol=1e-5 * np.abs(mapped).max())
     flat = noise.noise_delta(jnp.ones((64, 64, 1)), 800.0, "black")
     assert np.all(np.asarray(flat) == 0)  # constant G(x): no noise, no NaN
 

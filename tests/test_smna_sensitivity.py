@@ -45,7 +45,8 @@ def test_chunk_sizes_agree_and_inputs(face) -> None:
     image = to_smna_image(chip, 8)
     base = sensitivity_map(rec, image, ref, "black", chunk=8)
     odd = sensitivity_map(rec, image, ref, "black", chunk=3)  # 64 = 21*3 + 1: padded chunk
-    np.testing.assert_allclose(odd, base, atol=1e-6, rtol=0)
+    # differently compiled chunks: ≈ 2e-7 apart here (map max 0.07), so 1e-4 of the map's scale
+    np.testing.assert_allclose(odd, base, atol=1e-4 * np.abs(base).max(), rtol=0)
     as_float = sensitivity_map(rec, image.astype(np.float32) / 255.0, ref, 0.0, chunk=8)
     np.testing.assert_array_equal(as_float, base)
     with pytest.raises(JaxprivError):
