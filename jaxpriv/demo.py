@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from jaxpriv.baselines import face_region
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, detect_faces, extract_chips
-from jaxpriv.io import load_image, save_image, write_text_atomic
+from jaxpriv.io import check_writable, load_image, save_image, write_text_atomic
 from jaxpriv.methods import get_method, method_names
 from jaxpriv.protect import seed_arg
 
@@ -231,8 +231,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             get_method(m)  # a clear error for an unknown name
     paths = results_paths(args.results) if args.results else ()
     for p in paths:
-        if p.exists() and not args.overwrite:
-            raise JaxprivError(f"{p}: exists (use --overwrite)")
+        check_writable(p, overwrite=args.overwrite)
     t0 = time.perf_counter()
     report = run_demo(args.out, overwrite=args.overwrite, methods=methods, seed=args.seed,
                       progress=not args.quiet)
@@ -244,9 +243,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                            + ["--seed", str(args.seed), "--results", str(args.results)])
         record = results_record(report, command, time.perf_counter() - t0)
         js, md = paths
-        js.parent.mkdir(parents=True, exist_ok=True)
-        js.write_text(json.dumps(record, indent=2) + "\n")
-        md.write_text(results_markdown(record))
+        write_text_atomic(js, json.dumps(record, indent=2) + "\n", overwrite=args.overwrite)
+        write_text_atomic(md, results_markdown(record), overwrite=args.overwrite)
         print(f"-> {js}, {md}")
     return 0
 

@@ -47,7 +47,13 @@ from jaxpriv import metrics
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
-from jaxpriv.io import IMAGE_EXTENSIONS, load_image
+from jaxpriv.io import (
+    IMAGE_EXTENSIONS,
+    check_writable,
+    load_image,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from jaxpriv.machine import machine_description
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, all_options, get_method
 from jaxpriv.protect import image_key, seed_arg
@@ -495,8 +501,10 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(report: dict[str, Any], path: str | Path, param: str | None = None) -> None:
-    """Privacy–utility plot (PNG): protection success vs the swept value and vs SSIM."""
+def plot(report: dict[str, Any], path: str | Path, param: str | None = None,
+         overwrite: bool = False) -> None:
+    """Privacy–utility plot (PNG): protection success vs the swept value and vs SSIM; written
+    through :func:`jaxpriv.io.write_bytes_atomic`."""
     try:
         import matplotlib
     except ImportError as e:
@@ -537,8 +545,10 @@ def plot(report: dict[str, Any], path: str | Path, param: str | None = None) -> 
     ax2.grid(alpha=0.3)
     ax2.set_title(f"privacy–utility ({report['probes']} probes, {report['recognizer']})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -597,8 +607,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            + f" not an option of --method {spec.name}")
     outputs = [Path(p) for p in (args.json, args.report, args.plot) if p]
     for p in outputs:
-        if p.exists() and not args.overwrite:
-            raise JaxprivError(f"{p}: exists (use --overwrite)")
+        check_writable(p, overwrite=args.overwrite)
     param = None
     option_sets = [given]
     if args.sweep:
@@ -612,15 +621,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       progress=not args.quiet, unseen_only=args.unseen_only)
     report["sweep"] = param
     report["command"] = command_line(args, given)
-    for p in outputs:
-        p.parent.mkdir(parents=True, exist_ok=True)
     text = markdown(report)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_text_atomic(args.json, json.dumps(report, indent=2) + "\n", overwrite=args.overwrite)
     if args.report:
-        Path(args.report).write_text(text)
+        write_text_atomic(args.report, text, overwrite=args.overwrite)
     if args.plot:
-        plot(report, args.plot, param)
+        plot(report, args.plot, param, overwrite=args.overwrite)
     print(text)
     return 0
 
