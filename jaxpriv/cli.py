@@ -180,8 +180,6 @@ def _video_args(pr: argparse.ArgumentParser) -> None:
                    help="detect on frames resized by S (default: short side down to 360 px)")
     g.add_argument("--max-gap", type=int, default=5, metavar="FRAMES",
                    help="keep protecting a face the detector misses for this long (default 5)")
-    g.add_argument("--frame-batch", type=int, default=8, metavar="N",
-                   help="frames per call for methods that batch (default 8)")
     g.add_argument("--codec", default=None, help="video encoder (default libx264)")
     g.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (18)")
 
@@ -194,7 +192,7 @@ def _video_inputs(args: argparse.Namespace) -> tuple[list[str], object]:
         raise JaxprivError("give photos, videos, folders, a stream URL or --camera INDEX")
     return inputs, VideoOptions(
         detect_every=args.detect_every, detect_scale=args.detect_scale, max_gap=args.max_gap,
-        start=args.start, end=args.end, batch=args.frame_batch, codec=args.codec, crf=args.crf,
+        start=args.start, end=args.end, codec=args.codec, crf=args.crf,
         progress=sys.stderr.isatty())
 
 
