@@ -21,7 +21,7 @@ from jax import lax
 
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face
-from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
+from jaxpriv.methods import MethodSpec, Option, ProtectFn, above, at_least, register_method, within
 
 
 def face_region(face: Face, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:
@@ -166,17 +166,21 @@ def dppix(cell: int = 8, m: int = 16, epsilon: float = 0.5, margin: float = 0.25
     return protect
 
 
-MARGIN = Option("margin", float, 0.25, "grow the face box by this share of its size per side")
+MARGIN = Option("margin", float, 0.25, "grow the face box by this share of its size per side",
+                check=at_least(0))
 register_method(MethodSpec("blur", "Gaussian blur of each face region", blur, (
-    Option("strength", float, 0.12, "blur sigma as a share of the region width"), MARGIN)))
+    Option("strength", float, 0.12, "blur sigma as a share of the region width",
+           check=above(0)), MARGIN)))
 register_method(MethodSpec("mosaic", "pixelation of each face region", mosaic, (
-    Option("blocks", int, 10, "mosaic cells across the region width"), MARGIN)))
+    Option("blocks", int, 10, "mosaic cells across the region width", check=at_least(1)),
+    MARGIN)))
 register_method(MethodSpec("solid", "fill each face region with one grey level", solid, (
-    Option("color", int, 0, "grey level 0..255"), MARGIN)))
+    Option("color", int, 0, "grey level 0..255", check=within(0, 255)), MARGIN)))
 register_method(MethodSpec("dppix", "DP-Pix: pixelation + Laplace noise (Fan 2018)", dppix, (
-    Option("cell", int, 8, "cell size b in pixels"),
-    Option("m", int, 16, "pixels that may differ between neighbouring images"),
-    Option("epsilon", float, 0.5, "privacy budget ε"), MARGIN)))
+    Option("cell", int, 8, "cell size b in pixels", check=at_least(1)),
+    Option("m", int, 16, "pixels that may differ between neighbouring images",
+           check=at_least(1)),
+    Option("epsilon", float, 0.5, "privacy budget ε", check=above(0)), MARGIN)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,8 +308,8 @@ def cloak(preset: str = "mid", steps: int = 10) -> ProtectFn:
     :func:`jaxpriv.metrics.ssim` on uint8: the budget holds for what a recognizer sees."""
     if preset not in CLOAK_PRESETS:
         raise JaxprivError(f"unknown cloak preset {preset!r}; choose from {list(CLOAK_PRESETS)}")
-    if steps < 0:
-        raise JaxprivError(f"steps must be >= 0, got {steps}")
+    if steps < 1:
+        raise JaxprivError(f"steps must be >= 1, got {steps}")
     from jaxpriv.faces import extract_chips
 
     budget = CLOAK_PRESETS[preset]
@@ -333,4 +337,4 @@ register_method(MethodSpec("cloak", "feature-space cloak toward a far identity (
                            cloak, (
     Option("preset", str, "mid", "DSSIM budget: low 0.004, mid 0.012, high 0.017",
            choices=tuple(CLOAK_PRESETS)),
-    Option("steps", int, 10, "Adam steps of the attack"))))
+    Option("steps", int, 10, "Adam steps of the attack", check=at_least(1)))))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import math
 import os
 import re
 import secrets
@@ -70,6 +71,9 @@ AUTO_DETECT_SIDE = 360
 """``detect_scale=None`` scales frames so that their short side is at most this many pixels."""
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+MAX_CRF = 51
+"""Largest H.264 ``--crf`` (8-bit libx264: 0 = lossless … 51 = worst)."""
+
 _SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9}  # AVColorSpace -> swscale's SWS_CS_*
 
 
@@ -89,12 +93,20 @@ class VideoOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.detect_every < 1 or self.max_gap < 0:
-            raise JaxprivError("--detect-every must be >= 1, --max-gap >= 0")
-        if self.detect_scale is not None and not 0 < self.detect_scale <= 4:
-            raise JaxprivError(f"--detect-scale must be in (0, 4], got {self.detect_scale}")
-        if self.start is not None and self.start < 0:
-            raise JaxprivError(f"--start must be >= 0, got {self.start}")
+        problems = {
+            "--detect-every": ("must be >= 1", self.detect_every, self.detect_every >= 1),
+            "--max-gap": ("must be >= 0", self.max_gap, self.max_gap >= 0),
+            "--crf": (f"must be in [0, {MAX_CRF}]", self.crf, 0 <= self.crf <= MAX_CRF),
+            "--detect-scale": ("must be in (0, 4]", self.detect_scale,
+                               self.detect_scale is None or 0 < self.detect_scale <= 4),
+            "--start": ("must be a finite number >= 0", self.start,
+                        self.start is None or 0 <= self.start < math.inf),
+            "--end": ("must be a finite number > 0", self.end,
+                      self.end is None or 0 < self.end < math.inf),
+        }
+        for flag, (rule, value, ok) in problems.items():
+            if not ok:
+                raise JaxprivError(f"{flag} {rule}, got {value}")
         if self.end is not None and self.end <= (self.start or 0.0):
             raise JaxprivError(f"--end ({self.end}) must be after --start ({self.start or 0})")
 
