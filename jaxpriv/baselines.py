@@ -21,7 +21,7 @@ from jax import lax
 
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face
-from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
+from jaxpriv.methods import MethodSpec, Option, ProtectFn, above, at_least, register_method, within
 
 
 def face_region(face: Face, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:
@@ -86,44 +86,101 @@ def solid(color: int = 0, margin: float = 0.25) -> ProtectFn:
     return protect
 
 
-def dppix_scale(cell: int, m: int, epsilon: float) -> float:
-    """Laplace scale of DP-Pix (Fan 2018): 255·m / (b²·ε) for b×b cells, m-neighbourhood."""
-    return 255.0 * m / (cell * cell * epsilon)
+def dppix_edges(length: int, cell: int) -> np.ndarray:
+    """Cell boundaries along one side of a DP-Pix region: ``cell``-pixel cells, the remainder
+    merged into the last one, so every cell spans ``cell`` … 2·``cell``−1 pixels (a side shorter
+    than ``cell`` is one cell). No small edge cell: its mean would move more per changed pixel."""
+    edges = np.arange(max(length // cell, 1) + 1) * cell
+    edges[-1] = length
+    return edges
+
+
+def dppix_sensitivity(height: int, width: int, cell: int, m: int) -> float:
+    """L1 sensitivity of DP-Pix's release (every cell's R, G and B means) for a ``height`` ×
+    ``width`` region when at most ``m`` pixels change, each by up to 255 in all 3 channels.
+
+    A changed pixel moves its cell's 3 means by ≤ 3·255/n (n = pixels in the cell), so the worst
+    case fills the smallest cells first: 3·255·m/b² whenever the region holds m pixels in b×b
+    cells (Fan 2018's 255·m/b² is for one grey channel); more for regions with a side < b."""
+    sizes = np.sort(np.outer(np.diff(dppix_edges(height, cell)),
+                             np.diff(dppix_edges(width, cell))).ravel())
+    before = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    changed = np.clip(m - before, 0, sizes)  # pixels the worst case puts in each cell
+    return 3 * 255.0 * float(np.sum(changed / sizes))
+
+
+def dppix_scale(height: int, width: int, cell: int, m: int, epsilon: float) -> float:
+    """Laplace scale of DP-Pix for a region: :func:`dppix_sensitivity` / ε (one scale for all its
+    cells and channels), so the region's release is ε-DP for images differing in ≤ m pixels."""
+    return dppix_sensitivity(height, width, cell, m) / epsilon
+
+
+NOISE_CHUNK = 4096
+"""DP-Pix draws its noise in chunks of this many values: one compiled shape for every region."""
+
+
+@jax.jit
+def _laplace_chunk(key: jax.Array, index: jax.Array) -> jax.Array:
+    return jax.random.laplace(jax.random.fold_in(key, index), (NOISE_CHUNK,), jnp.float32)
+
+
+def laplace_noise(key: jax.Array, n: int) -> np.ndarray:
+    """``n`` i.i.d. standard Laplace draws: chunk j of :data:`NOISE_CHUNK` values from
+    ``fold_in(key, j)``, so any ``n`` reuses the one compiled draw (no compilation per size)."""
+    chunks = [np.asarray(_laplace_chunk(key, j)) for j in range(-(-n // NOISE_CHUNK))]
+    return np.concatenate(chunks)[:n]
+
+
+def dppix_region(region: np.ndarray, key: jax.Array, cell: int, m: int,
+                 epsilon: float) -> np.ndarray:
+    """DP-Pix of one uint8 region (H, W, 3): each cell (:func:`dppix_edges`) replaced by its
+    exact mean + Laplace(:func:`dppix_scale`) per channel, rounded and clipped to 0..255
+    (post-processing). The noise comes from :func:`laplace_noise`: a new region size compiles
+    nothing."""
+    h, w = region.shape[:2]
+    ey, ex = dppix_edges(h, cell), dppix_edges(w, cell)
+    sums = np.add.reduceat(np.add.reduceat(region.astype(np.float64), ey[:-1], 0), ex[:-1], 1)
+    means = sums / np.outer(np.diff(ey), np.diff(ex))[..., None]
+    noise = laplace_noise(key, means.size)
+    cells = means + dppix_scale(h, w, cell, m, epsilon) * noise.reshape(means.shape)
+    cells = np.clip(np.rint(cells), 0, 255).astype(np.uint8)
+    return np.repeat(np.repeat(cells, np.diff(ey), 0), np.diff(ex), 1)
 
 
 def dppix(cell: int = 8, m: int = 16, epsilon: float = 0.5, margin: float = 0.25) -> ProtectFn:
-    """DP-Pix (Fan 2018): pixelate into b×b cells, add Laplace(255·m/(b²·ε)) to each cell mean
-    (per channel), clip to [0, 255]. ε-DP for images differing in at most m pixels (the
-    guarantee covers the region's pixels, not the face detector's choice of region)."""
-    scale = dppix_scale(cell, m, epsilon)
+    """DP-Pix (Fan 2018) of each face region (:func:`dppix_region`, key ``fold_in(key, i)`` for
+    face i): ε-DP for regions differing in at most m pixels, counting all 3 channels (L1
+    sensitivity 3·255·m/b², :func:`dppix_sensitivity`) and no cell smaller than b×b unless the
+    region is. The guarantee covers the region's pixels, not the face detector's choice of
+    region; each face's region is a separate release."""
 
     def protect(image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
         out = image.copy()
         for i, face in enumerate(faces):
             y0, y1, x0, x1 = face_region(face, image.shape, margin)
-            if y1 <= y0 or x1 <= x0:
-                continue
-            region = pixelate(out[y0:y1, x0:x1], cell).astype(np.float32)
-            ny, nx = -(-(y1 - y0) // cell), -(-(x1 - x0) // cell)
-            noise = np.asarray(jax.random.laplace(jax.random.fold_in(key, i), (ny, nx, 3)))
-            noise = np.repeat(np.repeat(noise * scale, cell, 0), cell, 1)[: y1 - y0, : x1 - x0]
-            out[y0:y1, x0:x1] = np.clip(np.rint(region + noise), 0, 255).astype(np.uint8)
+            if y1 > y0 and x1 > x0:
+                out[y0:y1, x0:x1] = dppix_region(out[y0:y1, x0:x1], jax.random.fold_in(key, i),
+                                                 cell, m, epsilon)
         return out
 
     return protect
 
 
-MARGIN = Option("margin", float, 0.25, "grow the face box by this share of its size per side")
+MARGIN = Option("margin", float, 0.25, "grow the face box by this share of its size per side",
+                check=at_least(0))
 register_method(MethodSpec("blur", "Gaussian blur of each face region", blur, (
-    Option("strength", float, 0.12, "blur sigma as a share of the region width"), MARGIN)))
+    Option("strength", float, 0.12, "blur sigma as a share of the region width",
+           check=above(0)), MARGIN)))
 register_method(MethodSpec("mosaic", "pixelation of each face region", mosaic, (
-    Option("blocks", int, 10, "mosaic cells across the region width"), MARGIN)))
+    Option("blocks", int, 10, "mosaic cells across the region width", check=at_least(1)),
+    MARGIN)))
 register_method(MethodSpec("solid", "fill each face region with one grey level", solid, (
-    Option("color", int, 0, "grey level 0..255"), MARGIN)))
+    Option("color", int, 0, "grey level 0..255", check=within(0, 255)), MARGIN)))
 register_method(MethodSpec("dppix", "DP-Pix: pixelation + Laplace noise (Fan 2018)", dppix, (
-    Option("cell", int, 8, "cell size b in pixels"),
-    Option("m", int, 16, "pixels that may differ between neighbouring images"),
-    Option("epsilon", float, 0.5, "privacy budget ε"), MARGIN)))
+    Option("cell", int, 8, "cell size b in pixels", check=at_least(1)),
+    Option("m", int, 16, "pixels that may differ between neighbouring images",
+           check=at_least(1)),
+    Option("epsilon", float, 0.5, "privacy budget ε", check=above(0)), MARGIN)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -251,8 +308,8 @@ def cloak(preset: str = "mid", steps: int = 10) -> ProtectFn:
     :func:`jaxpriv.metrics.ssim` on uint8: the budget holds for what a recognizer sees."""
     if preset not in CLOAK_PRESETS:
         raise JaxprivError(f"unknown cloak preset {preset!r}; choose from {list(CLOAK_PRESETS)}")
-    if steps < 0:
-        raise JaxprivError(f"steps must be >= 0, got {steps}")
+    if steps < 1:
+        raise JaxprivError(f"steps must be >= 1, got {steps}")
     from jaxpriv.faces import extract_chips
 
     budget = CLOAK_PRESETS[preset]
@@ -280,4 +337,4 @@ register_method(MethodSpec("cloak", "feature-space cloak toward a far identity (
                            cloak, (
     Option("preset", str, "mid", "DSSIM budget: low 0.004, mid 0.012, high 0.017",
            choices=tuple(CLOAK_PRESETS)),
-    Option("steps", int, 10, "Adam steps of the attack"))))
+    Option("steps", int, 10, "Adam steps of the attack", check=at_least(1)))))

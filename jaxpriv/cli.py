@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -122,6 +123,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
         raise JaxprivError(f"{flags} not an option of --method {spec.name}")
     _check_report(args)
     if spec.name == "mask":
+        _refuse_for_mask(args)
         return protect_mask(args, given)
     protect = spec.make(**given)
     inputs, video_options = _video_inputs(args)
@@ -185,10 +187,15 @@ def _plate_source(args: argparse.Namespace):  # noqa: ANN202
     from jaxpriv.deid.plates import plate_source
 
     eps = 1.0 if args.plate_epsilon is None else args.plate_epsilon
+    if not (math.isfinite(eps) and eps > 0):
+        raise JaxprivError(f"--plate-epsilon must be > 0, got {eps}")
     return plate_source(args.plates, epsilon=eps)
 
 
 # ---- videos and live streams (jaxpriv.video) ----
+
+
+VIDEO_FLAGS = ("camera", "start", "end", "detect_every", "detect_scale", "max_gap", "codec", "crf")
 
 
 def _video_args(pr: argparse.ArgumentParser) -> None:
@@ -199,28 +206,36 @@ def _video_args(pr: argparse.ArgumentParser) -> None:
     g.add_argument("--start", type=float, default=None, help="seconds: skip the video before")
     g.add_argument("--end", type=float, default=None,
                    help="seconds: stop the video here (live: after this long)")
-    g.add_argument("--detect-every", type=int, default=1, metavar="N",
+    g.add_argument("--detect-every", type=int, default=None, metavar="N",
                    help="detect faces on every N-th frame, track in between (default 1)")
     g.add_argument("--detect-scale", type=float, default=None, metavar="S",
                    help="detect on frames resized by S (default: short side down to 360 px)")
-    g.add_argument("--max-gap", type=int, default=5, metavar="FRAMES",
+    g.add_argument("--max-gap", type=int, default=None, metavar="FRAMES",
                    help="keep protecting a face the detector misses for this long (default 5)")
-    g.add_argument("--frame-batch", type=int, default=8, metavar="N",
-                   help="frames per call for methods that batch (default 8)")
     g.add_argument("--codec", default=None, help="video encoder (default libx264)")
-    g.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (18)")
+    g.add_argument("--crf", type=int, default=None,
+                   help="H.264 quality 0..51, lower is better (default 18)")
 
 
 def _video_inputs(args: argparse.Namespace) -> tuple[list[str], object]:
     from jaxpriv.video import VideoOptions, camera_source
 
+    if args.camera is not None and args.camera < 0:
+        raise JaxprivError(f"--camera must be >= 0, got {args.camera}")
     inputs = list(args.inputs) + ([camera_source(args.camera)] if args.camera is not None else [])
     if not inputs:
         raise JaxprivError("give photos, videos, folders, a stream URL or --camera INDEX")
-    return inputs, VideoOptions(
-        detect_every=args.detect_every, detect_scale=args.detect_scale, max_gap=args.max_gap,
-        start=args.start, end=args.end, batch=args.frame_batch, codec=args.codec, crf=args.crf,
-        progress=sys.stderr.isatty())
+    given = {name: getattr(args, name) for name in VIDEO_FLAGS if name != "camera"}
+    return inputs, VideoOptions(**{k: v for k, v in given.items() if v is not None},
+                                progress=sys.stderr.isatty())
+
+
+def _refuse_for_mask(args: argparse.Namespace) -> None:
+    """``--method mask`` writes photos from a password: refuse what it would silently ignore."""
+    for name in ("seed", "plates", "plate_epsilon", *VIDEO_FLAGS):
+        if getattr(args, name) is not None:
+            flag = "--" + name.replace("_", "-")
+            raise JaxprivError(f"{flag} does not apply to --method mask")
 
 
 def _print_video(name: str, v: dict) -> None:

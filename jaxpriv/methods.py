@@ -9,6 +9,7 @@ Pixels outside the method's face regions must come back unchanged.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,17 +20,58 @@ from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face
 
 ProtectFn = Callable[[np.ndarray, Sequence[Face], jax.Array], np.ndarray]
+Check = Callable[[Any], str | None]
+"""An option's range check: ``None`` if the value is fine, else what it must be."""
+
+
+def at_least(low: float) -> Check:
+    """Values must be finite and ≥ ``low``."""
+    return lambda v: None if math.isfinite(v) and v >= low else f"must be >= {low:g}"
+
+
+def above(low: float) -> Check:
+    """Values must be finite and > ``low``."""
+    return lambda v: None if math.isfinite(v) and v > low else f"must be > {low:g}"
+
+
+def within(low: float, high: float, open_low: bool = False) -> Check:
+    """Values must lie in [``low``, ``high``] (or (``low``, ``high``] with ``open_low``)."""
+    bracket = "(" if open_low else "["
+
+    def check(v: Any) -> str | None:
+        ok = (low < v if open_low else low <= v) and v <= high
+        return None if ok else f"must be in {bracket}{low:g}, {high:g}]"
+
+    return check
 
 
 @dataclasses.dataclass(frozen=True)
 class Option:
-    """A method option: CLI flag ``--<name with dashes>``, also a sweepable eval parameter."""
+    """A method option: CLI flag ``--<name with dashes>``, also a sweepable eval parameter.
+    ``check`` (with ``choices``) is applied to every value in effect (:meth:`MethodSpec.in_effect`):
+    CLI, sweeps and Python calls all refuse an out-of-range value."""
 
     name: str
     type: Callable[[str], Any]
     default: Any
     help: str
     choices: Sequence[Any] | None = None
+    check: Check | None = None
+
+    @property
+    def flag(self) -> str:
+        """``--name-with-dashes``."""
+        return "--" + self.name.replace("_", "-")
+
+    def validate(self, value: Any) -> None:
+        """A one-line :class:`JaxprivError` if ``value`` is out of range (``None`` = unset)."""
+        if value is None:
+            return
+        if self.choices is not None and value not in self.choices:
+            raise JaxprivError(f"{self.flag} must be one of {list(self.choices)}, got {value!r}")
+        problem = self.check(value) if self.check else None
+        if problem:
+            raise JaxprivError(f"{self.flag} {problem}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,16 +90,20 @@ class MethodSpec:
         return self.in_effect()
 
     def in_effect(self, **options: Any) -> dict[str, Any]:
-        """Every option's value after ``options`` override the defaults and ``fill`` ran."""
-        merged = {o.name: o.default for o in self.options} | options
-        return self.fill(merged) if self.fill else merged
-
-    def make(self, **options: Any) -> ProtectFn:
-        """Build with defaults overridden by ``options`` (unknown names are an error)."""
+        """Every option's value after ``options`` override the defaults and ``fill`` ran, each
+        checked (:meth:`Option.validate`); unknown names are an error."""
         unknown = set(options) - {o.name for o in self.options}
         if unknown:
             raise JaxprivError(f"method {self.name!r} has no option(s) {sorted(unknown)}; "
                                f"options: {[o.name for o in self.options]}")
+        merged = {o.name: o.default for o in self.options} | options
+        resolved = self.fill(merged) if self.fill else merged
+        for o in self.options:
+            o.validate(resolved.get(o.name))
+        return resolved
+
+    def make(self, **options: Any) -> ProtectFn:
+        """Build with defaults overridden by ``options`` (checked by :meth:`in_effect`)."""
         return self.build(**self.in_effect(**options))
 
 

@@ -12,6 +12,7 @@ stream for as long as it is tracked → encode.
   frames, the gap gets boxes interpolated between the two detections, otherwise its box is
   extrapolated. A new track is also applied to the held frames before its first detection, so
   a face the detector finds late does not flash unprotected either.
+* Each face of a frame is one ``protect(frame, [face], key)`` call.
 * Output: ``<name>.mp4``, H.264 (``libx264``; ``mpeg4`` if the bundled FFmpeg has no H.264
   encoder), same frame rate, resolution (after applying a rotation tag) and timestamps, 4:2:0
   (4:4:4 for odd sizes), the input's colour matrix tags (e.g. BT.709) kept; audio streams are
@@ -20,9 +21,6 @@ stream for as long as it is tracked → encode.
 * Sources: a file, a URL (``rtsp://``, ``http://`` ...) or ``camera:INDEX`` (V4L2 on Linux,
   AVFoundation on macOS). A live source runs until it ends, ``end`` or Ctrl-C (the file is then
   finished normally). Nothing is shown on screen.
-* Batching: a method may attach ``protect.batch(frames, faces, keys) -> frames`` (lists per
-  frame, one key per face); frames then go through it ``batch`` at a time. Otherwise each face
-  is one ``protect(frame, [face], key)`` call.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import math
 import os
 import re
 import secrets
@@ -72,6 +71,9 @@ AUTO_DETECT_SIDE = 360
 """``detect_scale=None`` scales frames so that their short side is at most this many pixels."""
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+MAX_CRF = 51
+"""Largest H.264 ``--crf`` (8-bit libx264: 0 = lossless … 51 = worst)."""
+
 _SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9}  # AVColorSpace -> swscale's SWS_CS_*
 
 
@@ -85,19 +87,26 @@ class VideoOptions:
     max_gap: int = 5
     start: float | None = None  # seconds
     end: float | None = None  # seconds
-    batch: int = 8
     codec: str | None = None  # None: first available of VIDEO_CODECS
     crf: int = 18
     preset: str = "veryfast"
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.detect_every < 1 or self.max_gap < 0 or self.batch < 1:
-            raise JaxprivError("--detect-every and --batch must be >= 1, --max-gap >= 0")
-        if self.detect_scale is not None and not 0 < self.detect_scale <= 4:
-            raise JaxprivError(f"--detect-scale must be in (0, 4], got {self.detect_scale}")
-        if self.start is not None and self.start < 0:
-            raise JaxprivError(f"--start must be >= 0, got {self.start}")
+        problems = {
+            "--detect-every": ("must be >= 1", self.detect_every, self.detect_every >= 1),
+            "--max-gap": ("must be >= 0", self.max_gap, self.max_gap >= 0),
+            "--crf": (f"must be in [0, {MAX_CRF}]", self.crf, 0 <= self.crf <= MAX_CRF),
+            "--detect-scale": ("must be in (0, 4]", self.detect_scale,
+                               self.detect_scale is None or 0 < self.detect_scale <= 4),
+            "--start": ("must be a finite number >= 0", self.start,
+                        self.start is None or 0 <= self.start < math.inf),
+            "--end": ("must be a finite number > 0", self.end,
+                      self.end is None or 0 < self.end < math.inf),
+        }
+        for flag, (rule, value, ok) in problems.items():
+            if not ok:
+                raise JaxprivError(f"{flag} {rule}, got {value}")
         if self.end is not None and self.end <= (self.start or 0.0):
             raise JaxprivError(f"--end ({self.end}) must be after --start ({self.start or 0})")
 
@@ -423,8 +432,6 @@ def protect_video(
         origin: float | None = None  # time of the first frame written: output t = 0
         last_pts: int | None = None
         index = 0
-        batch_fn = getattr(protect, "batch", None)
-        chunk = options.batch if callable(batch_fn) else 1
 
         def keep_audio(packet: Any) -> bool:
             t = float(packet.pts * packet.time_base)
@@ -432,24 +439,18 @@ def protect_video(
                 return False
             return origin is not None and t >= origin - AUDIO_SLACK
 
-        def emit(n: int) -> None:
-            items = [pending.popleft() for _ in range(min(n, len(pending)))]
-            if not items or writer is None:
+        def emit() -> None:
+            """Protect and write the oldest held frame."""
+            p = pending.popleft()
+            if writer is None:
                 return
-            if callable(batch_fn) and any(p.tracked for p in items):
-                images = batch_fn([p.image for p in items],
-                                  [[tf.face for tf in p.tracked] for p in items],
-                                  [[track_key(key, tf.track_id) for tf in p.tracked]
-                                   for p in items])
-            else:
-                images = [protect_frame(p.image, p.tracked, protect, key) for p in items]
-            for p, image in zip(items, images, strict=True):
-                writer.write_video(np.asarray(image, np.uint8), p.pts)
-                result.frames += 1
-                result.face_frames += bool(p.tracked)
-                result.detected += sum(tf.detected for tf in p.tracked)
-                result.bridged += sum(not tf.detected for tf in p.tracked)
-                bar.update()
+            image = protect_frame(p.image, p.tracked, protect, key)
+            writer.write_video(np.asarray(image, np.uint8), p.pts)
+            result.frames += 1
+            result.face_frames += bool(p.tracked)
+            result.detected += sum(tf.detected for tf in p.tracked)
+            result.bridged += sum(not tf.detected for tf in p.tracked)
+            bar.update()
 
         done = False
         try:
@@ -502,8 +503,8 @@ def protect_video(
                     _revise_pending(pending, tracker, index, options.lookahead)
                     pending.append(_Pending(index, pts, image, tracked))
                     index += 1
-                    while len(pending) >= options.lookahead + chunk:
-                        emit(chunk)
+                    while len(pending) > options.lookahead:
+                        emit()
                 if done:
                     break
         except KeyboardInterrupt:
@@ -514,7 +515,7 @@ def protect_video(
             raise JaxprivError(f"{source}: no video frames"
                                + (" in the requested span" if options.start else ""))
         while pending:
-            emit(chunk)
+            emit()
         writer.commit()
         writer = None
     except av.FFmpegError as e:

@@ -45,11 +45,11 @@ def test_dppix_laplace_scale() -> None:
     """On a flat grey region the output minus the grey level is the Laplace noise itself."""
     image = np.full((400, 400, 3), 128, np.uint8)
     face = Face((100.0, 100.0, 299.0, 299.0), np.zeros((5, 2)))
-    cell, m, eps = 4, 1, 20.0  # scale 255/(16·20) ≈ 0.8: no clipping at 128
+    cell, m, eps = 4, 1, 20.0  # scale 3·255/(16·20) ≈ 2.4 (3 channels): no clipping at 128
     out = dppix(cell=cell, m=m, epsilon=eps, margin=0.0)(image, [face], jax.random.key(1))
     noise = out[100:300:cell, 100:300:cell].astype(float) - 128  # one value per cell
-    scale = dppix_scale(cell, m, eps)
-    assert scale == pytest.approx(255 / (16 * 20))
+    scale = dppix_scale(200, 200, cell, m, eps)
+    assert scale == pytest.approx(3 * 255 / (16 * 20))
     # E|Laplace(b)| = b; values are rounded to integers, which adds ≈ 1/12 variance only
     assert np.abs(noise).mean() == pytest.approx(scale, rel=0.1)
     assert noise.var() == pytest.approx(2 * scale**2 + 1 / 12, rel=0.15)

@@ -263,35 +263,6 @@ def test_span_detect_every_and_scale(tmp_path: Path, obama) -> None:
         assert np.abs(a_img[sl].astype(int) - b_img[sl]).mean() > CHANGED, i
 
 
-def test_batch_hook_matches_per_face_calls(clip, tmp_path: Path) -> None:
-    solid = get_method("solid").make(color=255)
-    sizes: list[int] = []
-
-    def batched(frames: list, faces: list, keys: list) -> list:
-        sizes.append(len(frames))
-        assert [len(f) for f in faces] == [len(k) for k in keys]
-        out = []
-        for frame, fs, ks in zip(frames, faces, keys, strict=True):
-            for f, k in zip(fs, ks, strict=True):
-                frame = solid(frame, [f], k)
-            out.append(frame)
-        return out
-
-    def method(image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
-        return solid(image, faces, key)
-
-    method.batch = batched
-    opts = video.VideoOptions(batch=4, progress=False, crf=0)
-    video.protect_video(clip.path, tmp_path / "b.mp4", method, jax.random.key(0), opts,
-                        detect=truth_detector(clip))
-    video.protect_video(clip.path, tmp_path / "p.mp4", solid, jax.random.key(0), opts,
-                        detect=truth_detector(clip))
-    assert max(sizes) == 4 and sum(sizes) == 30
-    for a, b in zip(video.read_frames(tmp_path / "b.mp4"), video.read_frames(tmp_path / "p.mp4"),
-                    strict=True):
-        assert np.array_equal(a, b)
-
-
 def test_rotation_tag_is_applied(tmp_path: Path, obama) -> None:
     """A phone clip stored sideways with a 90° display tag comes out upright, faces found."""
     upright = video.synthetic_clip(tmp_path / "up.mp4", *obama, seconds=0.5, fps=10,

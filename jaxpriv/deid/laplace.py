@@ -25,6 +25,7 @@ Randomness only from the given ``jax.random`` key. All functions jit and vmap.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -91,8 +92,10 @@ class LatentMechanism:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if not self.epsilon > 0:
-            raise ValueError(f"epsilon must be > 0, got {self.epsilon}")
+        for name in ("epsilon", "sensitivity", "clip"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
         if not 0 < self.truncation <= 1:
             raise ValueError(f"truncation ψ must be in (0, 1], got {self.truncation}")
 

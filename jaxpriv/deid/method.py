@@ -26,7 +26,7 @@ import numpy as np
 from jaxpriv.checkpoints import shipped_checkpoint
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face
-from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
+from jaxpriv.methods import MethodSpec, Option, ProtectFn, above, at_least, register_method, within
 
 if TYPE_CHECKING:  # heavy modules are imported when the method is built
     from jaxpriv.deid.generator import LoadedGenerator
@@ -87,9 +87,15 @@ def mechanism(generator: LoadedGenerator, mode: str, epsilon: float, sensitivity
                            float(clip), float(truncation))
 
 
+MODE_ONLY = {"sensitivity": "paper", "clip": "bounded"}
+"""Options that apply to one mode only (giving one in the other mode is an error)."""
+
+
 def fill_mode_defaults(options: dict[str, Any]) -> dict[str, Any]:
     """``options`` with ``epsilon``/``truncation`` = None replaced by their mode's defaults
-    (:data:`DEFAULT_EPSILON`, :data:`DEFAULT_TRUNCATION`)."""
+    (:data:`DEFAULT_EPSILON`, :data:`DEFAULT_TRUNCATION`), the mode's own Δf option
+    (``sensitivity`` in paper mode, ``clip`` in bounded mode) filled in and the other one
+    dropped; giving the other mode's option is an error (it would be ignored)."""
     mode = options.get("mode", DEFAULT_MODE)
     if mode not in DEFAULT_EPSILON:
         raise JaxprivError(f"mode must be one of {sorted(DEFAULT_EPSILON)}, got {mode!r}")
@@ -98,6 +104,12 @@ def fill_mode_defaults(options: dict[str, Any]) -> dict[str, Any]:
         out["epsilon"] = DEFAULT_EPSILON[mode]
     if out.get("truncation") is None:
         out["truncation"] = DEFAULT_TRUNCATION[mode]
+    defaults = {"sensitivity": DEFAULT_SENSITIVITY, "clip": DEFAULT_CLIP}
+    for name, only in MODE_ONLY.items():
+        if only == mode:
+            out[name] = defaults[name] if out.get(name) is None else out[name]
+        elif out.pop(name, None) is not None:
+            raise JaxprivError(f"--{name} applies to --mode {only} only (this is --mode {mode})")
     return out
 
 
@@ -147,17 +159,19 @@ register_method(MethodSpec(
     "deid", "DP de-identification: GAN latent of each face + Laplace noise, swapped in "
     "(paper 001)", deid,
     (Option("epsilon", float, None, "privacy budget ε of the Laplace mechanism (default: 256 in "
-            "bounded mode, 3 in paper mode)"),
+            "bounded mode, 3 in paper mode)", check=above(0)),
      Option("truncation", float, None, "ψ in (0, 1]: pull the noisy latent toward the mean face "
-            "(post-processing, ε unchanged; default 0.7 in bounded mode, 1 in paper mode)"),
+            "(post-processing, ε unchanged; default 0.7 in bounded mode, 1 in paper mode)",
+            check=within(0, 1, open_low=True)),
      Option("mode", str, DEFAULT_MODE, "paper: Δf = --sensitivity as given; bounded: latent "
             "clipped to ±C so Δf = 2·C·dim (true ε)", choices=("paper", "bounded")),
      Option("checkpoint", str, DEFAULT_CHECKPOINT,
             "model checkpoint directory (default: the shipped one)"),
-     Option("sensitivity", float, DEFAULT_SENSITIVITY, "paper mode: Δf of the Laplace noise"),
-     Option("clip", float, DEFAULT_CLIP, "bounded mode: C, the clip box half-width in units of "
-            "the generator's per-coordinate std of w"),
-     Option("steps", int, 60, "latent projection steps (eq. 18)"),
+     Option("sensitivity", float, None, "paper mode: Δf of the Laplace noise (default 1)",
+            check=above(0)),
+     Option("clip", float, None, "bounded mode: C, the clip box half-width in units of "
+            "the generator's per-coordinate std of w (default 2)", check=above(0)),
+     Option("steps", int, 60, "latent projection steps (eq. 18)", check=at_least(1)),
      Option("region", str, "hull68", "face region replaced: 68-landmark hull or chip-template "
             "ellipse",
             choices=("hull68", "ellipse"))),

@@ -34,7 +34,7 @@ import numpy as np
 from jaxpriv.checkpoints import shipped_checkpoint
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, extract_chips, paste_chip
-from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
+from jaxpriv.methods import MethodSpec, Option, ProtectFn, at_least, register_method
 from jaxpriv.smna import noise as noise_lib
 from jaxpriv.smna.smgg import load_generator
 
@@ -113,7 +113,8 @@ register_method(MethodSpec(
     (Option("noise", str, "black", "SMNA noise colour (which SMGG generator)",
             choices=("black", "white")),
      Option("noise_level", float, 1250.0,
-            "SMNA δ: norm (--noise-norm) of the 64×64 change, in grey levels"),
+            "SMNA δ: norm (--noise-norm) of the 64×64 change, in grey levels",
+            check=at_least(0)),
      Option("checkpoint", str, DEFAULT_CHECKPOINT,
             "model checkpoint directory ({noise} is replaced; default: the shipped one)"),
      Option("noise_sign", str, "toward", "SMNA sign: toward the noise colour (works), literal "

@@ -40,7 +40,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from jaxpriv.smna.smgg import IMAGE_SIZE, Variables, generator_apply
+from jaxpriv.smna.smgg import Variables, generator_apply
 
 NoiseColor = Literal["black", "white"]
 Sign = Literal["toward", "literal", "away"]
@@ -99,15 +99,6 @@ def add_noise(x: jax.Array, g: jax.Array, noise_level: float | jax.Array,
     return jnp.clip(jnp.asarray(x, jnp.float32) + delta[..., None], 0.0, 255.0)
 
 
-def chips_to_input(chips: jax.Array) -> jax.Array:
-    """uint8 chips (N, S, S, 3) → G's input float32 (N, 64, 64, 3) in [0, 1], in JAX
-    (anti-aliased linear resize ≈ the training data's ``cv2.INTER_AREA``; for the exact
-    training pipeline pass ``to_smna_image(chips)`` to :func:`protect_chips` as ``image64``)."""
-    x = jnp.asarray(chips, jnp.float32) / 255.0
-    shape = (*x.shape[:-3], IMAGE_SIZE, IMAGE_SIZE, x.shape[-1])
-    return jax.image.resize(x, shape, "linear", antialias=True)
-
-
 def upsample_delta(delta: jax.Array, size: int) -> jax.Array:
     """A 64×64 change (..., 64, 64) → (..., size, size), bilinear without antialiasing — the
     resize through which Alg. 1 perturbations reached the recognizer
@@ -118,12 +109,12 @@ def upsample_delta(delta: jax.Array, size: int) -> jax.Array:
 
 def protect_chips(generator: Variables, chips: jax.Array, noise_level: float | jax.Array,
                   noise: NoiseColor = "black", sign: Sign = "toward", norm: Norm = "l2",
-                  image64: jax.Array | None = None) -> jax.Array:
+                  *, image64: jax.Array) -> jax.Array:
     """SMNA on aligned chips: uint8 (N, S, S, 3) → float32 (N, S, S, 3) in [0, 255]
     (= chip + up-sampled Alg. 3 change of G(image64), clipped). ``generator`` = G's
-    ``{"params", "batch_stats"}``; ``image64`` uint8 (N, 64, 64, 3) is G's input (default
-    :func:`chips_to_input` of the chips)."""
-    x = chips_to_input(chips) if image64 is None else jnp.asarray(image64, jnp.float32) / 255.0
+    ``{"params", "batch_stats"}``; ``image64`` uint8 (N, 64, 64, 3) is G's input, made from the
+    chips as in training (:func:`jaxpriv.smna.sensitivity.to_smna_image`)."""
+    x = jnp.asarray(image64, jnp.float32) / 255.0
     g, _ = generator_apply(generator, x, train=False)
     delta = upsample_delta(noise_delta(g, noise_level, noise, sign, norm), chips.shape[-2])
     return jnp.clip(jnp.asarray(chips, jnp.float32) + delta[..., None], 0.0, 255.0)
