@@ -179,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                         "seconds": row["seconds"]})
     print(report(info, results, len(photos), repeats))
     if args.json is not None:
-        args.json.write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
+        command = " ".join(["python benchmarks/peers.py", *sys.argv[1:]])
+        args.json.write_text(json.dumps({"command": command, "machine": info, "results": results},
+                                        indent=2) + "\n")
     return 0
 
 
