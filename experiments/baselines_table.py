@@ -66,7 +66,7 @@ def dark_references(data: Path) -> dict[str, float]:
     (near-black) probe of those identities still "matches" its reference."""
     import numpy as np
 
-    from jaxpriv.eval import list_identities, prepare
+    from jaxpriv.eval.protocol import list_identities, prepare
     from jaxpriv.recognizers import load_recognizer
 
     rec = load_recognizer("dlib_resnet")

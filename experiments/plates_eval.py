@@ -268,7 +268,7 @@ def _markdown(t: dict, config: ml_collections.ConfigDict) -> str:
         f"Machine: {t['machine']}; wall time {t['seconds']} s; jax {jax.__version__}, "
         f"seed {config.seed}.",
         "",
-        "Method (`jaxpriv/deid/plates.py`): plate text → 2-digit codes (province by Table A1, "
+        "Method (`jaxpriv/deid/plates/`): plate text → 2-digit codes (province by Table A1, "
         "digits 00-09, letters 10-33; Latin plates: letters 10-35) → + Lap(Δf/ε), Δf = "
         f"{config.sensitivity:g} → rounded, cyclically wrapped into each position's valid range → "
         "rendered (Noto Sans SC), warped onto the plate corners, tones and sharpness matched to "

@@ -10,7 +10,8 @@ import pytest
 
 from jaxpriv.cli import main
 from jaxpriv.errors import JaxprivError
-from jaxpriv.eval import list_identities, parse_sweep
+from jaxpriv.eval.cli import parse_sweep
+from jaxpriv.eval.protocol import list_identities
 from jaxpriv.methods import get_method
 
 from .conftest import GLINT, SAMPLES
@@ -89,7 +90,7 @@ def test_sweep_and_data_errors(tmp_path: Path) -> None:
 def test_split_of_trained_models_and_unseen_only(tmp_path: Path) -> None:
     """Defect 6: eval states how many probe identities the method's model was trained on, and
     --unseen-only keeps only identities it never saw (names as the checkpoints record them)."""
-    from jaxpriv.eval import trained_on
+    from jaxpriv.eval.protocol import trained_on
 
     for method in ("smna", "deid", "mask"):
         path, names = trained_on(method, {})

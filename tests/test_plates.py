@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxpriv.deid import plates as P
+from jaxpriv.deid.plates.render import CN_BLUE, CN_WHITE, LATIN_BACKGROUND, LATIN_INK
 from jaxpriv.errors import JaxprivError
 
 from .conftest import SHARED
@@ -144,14 +145,14 @@ def test_render_size_and_colours() -> None:
     img = P.render_plate("京A132B3", (220, 70))
     assert img.shape == (70, 220, 3) and img.dtype == np.uint8
     px = img.reshape(-1, 3).astype(int)
-    blue = np.all(np.abs(px - P.CN_BLUE) <= 6, axis=1).mean()
-    white = np.all(np.abs(px - P.CN_WHITE) <= 12, axis=1).mean()
+    blue = np.all(np.abs(px - CN_BLUE) <= 6, axis=1).mean()
+    white = np.all(np.abs(px - CN_WHITE) <= 12, axis=1).mean()
     assert blue > 0.5 and white > 0.12  # blue background, white glyphs and frame
-    assert _near_segment(img, P.CN_BLUE, P.CN_WHITE, 8).all()  # nothing but blue/white blends
+    assert _near_segment(img, CN_BLUE, CN_WHITE, 8).all()  # nothing but blue/white blends
     assert P.render_plate("京A132B3").shape == (140, 440, 3)
     latin = P.render_plate("AB12CD", (120, 60))
     assert latin.shape == (60, 120, 3)
-    assert _near_segment(latin, P.LATIN_BACKGROUND, P.LATIN_INK, 8).all()
+    assert _near_segment(latin, LATIN_BACKGROUND, LATIN_INK, 8).all()
     assert (latin.mean(-1) < 100).mean() > 0.08  # dark glyphs on a light plate
     assert P.font_path().suffix == ".otf" and "site-packages" in str(P.font_path())
 
