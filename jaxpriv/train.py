@@ -100,23 +100,6 @@ class Checkpoints:
         self.manager.close()
 
 
-def save_pytree(path: str | Path, tree: PyTree) -> None:
-    """Write a pytree of arrays as one orbax checkpoint directory (replaced if present)."""
-    path = Path(path).absolute()
-    with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(path, tree, force=True)
-
-
-def load_pytree(path: str | Path, template: PyTree | None = None) -> PyTree:
-    """Read :func:`save_pytree` output (into ``template``'s shapes/shardings when given)."""
-    path = Path(path).absolute()
-    with ocp.StandardCheckpointer() as ckptr:
-        if template is None:
-            return ckptr.restore(path)
-        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
-        return ckptr.restore(path, abstract)
-
-
 # ---------------------------------------------------------------- metrics
 
 class MetricLogger:

@@ -7,13 +7,12 @@ bilinear up-sampling to the chip → only that change is warped back into the ph
 (:func:`jaxpriv.faces.paste_chip` with ``reference``), so the photo keeps its resolution and
 pixels outside the chips are unchanged. Deterministic: the key is not used.
 
-Checkpoint format (a directory; ``--checkpoint DIR``), written by
-:func:`jaxpriv.smna.smgg.save_generator` (``experiments/smgg.py`` with ``--config.export_dir``):
+Checkpoint format: a :mod:`jaxpriv.checkpoints` model directory (``--checkpoint DIR``), written
+by :func:`jaxpriv.smna.smgg.save_generator` (``experiments/smgg.py`` with ``--config.export_dir``):
 
-- ``DIR/generator/`` — an orbax ``StandardCheckpointer`` checkpoint of the generator's
-  ``{"params": ..., "batch_stats": ...}`` (Flax linen names ``conv1``…``conv12``,
-  ``bn2``…``bn11``; the channel counts follow from ``width``);
-- ``DIR/config.json`` — ``format`` (``"jaxpriv.smgg.generator/1"``), ``noise`` (black|white: the
+- ``DIR/params/`` — the generator's ``{"params": ..., "batch_stats": ...}`` (Flax linen names
+  ``conv1``…``conv12``, ``bn2``…``bn11``; the channel counts follow from ``width``);
+- ``DIR/config.json`` — ``format`` (``"jaxpriv.smgg.generator/2"``), ``noise`` (black|white: the
   maps it was trained on), ``width``, ``map_normalization``, ``image_size`` (64) and the training
   settings / data counts / last evaluation, for the record.
 
