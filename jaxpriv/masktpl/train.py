@@ -261,11 +261,11 @@ def generator_step(terms: Sequence[RecognizerTerm], settings: TemplateSettings, 
 def clean_embeddings(terms: Sequence[RecognizerTerm], chips: np.ndarray,
                      batch: int = 32) -> list[np.ndarray]:
     """Embeddings of the clean chips under every recognizer of the superposition."""
-    from jaxpriv.masktpl.perturb import resize_chips
+    from jaxpriv.masktpl.perturb import resize_linear
 
     out = []
     for t in terms:
-        fn = jax.jit(lambda p, x, t=t: t.apply(p, resize_chips(x, t.input_size)))
+        fn = jax.jit(lambda p, x, t=t: t.apply(p, resize_linear(x, t.input_size)))
         rows = []
         for i in range(0, len(chips), batch):
             x, n = pad_to_multiple(chips[i:i + batch], batch)

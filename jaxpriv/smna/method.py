@@ -34,6 +34,7 @@ from jaxpriv.checkpoints import shipped_checkpoint
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, extract_chips, paste_chip
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
+from jaxpriv.parallel import bucket
 from jaxpriv.smna import noise as noise_lib
 from jaxpriv.smna.smgg import load_generator
 
@@ -67,11 +68,6 @@ def load_checkpoint(path: str, noise: str) -> tuple[Any, dict[str, Any]]:
     return generator, meta
 
 
-def _bucket(n: int) -> int:
-    """Pad the face count to a power of two (few compiled shapes)."""
-    return 1 << max(n - 1, 0).bit_length()
-
-
 def smna(noise: str = "black", noise_level: float = 1250.0, checkpoint: str = DEFAULT_CHECKPOINT,
          noise_sign: str = "toward", noise_norm: str = "l2") -> ProtectFn:
     """Build SMNA protection (Alg. 3) with δ = ``noise_level`` (``noise_norm`` of the 64×64 change
@@ -95,7 +91,7 @@ def smna(noise: str = "black", noise_level: float = 1250.0, checkpoint: str = DE
         if not faces:
             return image.copy()
         chips, transforms = extract_chips(image, list(faces))
-        n, m = len(chips), _bucket(len(chips))
+        n, m = len(chips), bucket(len(chips))
         padded = np.concatenate([chips, np.zeros((m - n, *chips.shape[1:]), np.uint8)])
         out = np.asarray(run(generator, padded, np.float32(noise_level),
                              image64=to_smna_image(padded)))[:n]
