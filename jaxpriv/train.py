@@ -8,7 +8,7 @@ optimiser state) is checkpointed, (2) the batch of step s is a pure function of 
 for the same data: if the dataset grows between the two runs, the order after the restart follows
 the new data.
 
-Sharding (DESIGN "Sharding"): one mesh with a ``data`` axis; the batch is split on it, the state
+Sharding: one mesh with a ``data`` axis; the batch is split on it, the state
 is replicated; each process feeds only its slice of the global batch (``jax.process_index()``).
 """
 

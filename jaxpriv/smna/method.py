@@ -36,11 +36,12 @@ from jaxpriv.faces import Face, extract_chips, paste_chip
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
 from jaxpriv.parallel import bucket
 from jaxpriv.smna import noise as noise_lib
+from jaxpriv.smna.sensitivity import to_smna_image
 from jaxpriv.smna.smgg import load_generator
 
 DEFAULT_CHECKPOINT = "ckpt/smgg_dlib_{noise}"
 TRAIN_HINT = ("train one with: python -m experiments.main --config experiments/configs/smgg.py "
-              "--config.noise={noise} --config.workdir=/work/jaxpriv_data/smgg_runs/{noise} "
+              "--config.noise={noise} --config.workdir=runs/smgg_{noise} "
               "--config.export_dir={path}")
 
 
@@ -72,8 +73,6 @@ def smna(noise: str = "black", noise_level: float = 1250.0, checkpoint: str = DE
          noise_sign: str = "toward", noise_norm: str = "l2") -> ProtectFn:
     """Build SMNA protection (Alg. 3) with δ = ``noise_level`` (``noise_norm`` of the 64×64 change
     in grey levels, per channel; see :mod:`jaxpriv.smna.noise` for the reading and units)."""
-    from jaxpriv.smna.sensitivity import to_smna_image
-
     if noise not in noise_lib.NOISE_COLORS:
         raise JaxprivError(f"--noise must be black or white, got {noise!r}")
     if noise_sign not in noise_lib.SIGNS:

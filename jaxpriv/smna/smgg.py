@@ -61,8 +61,8 @@ DISCRIMINATOR_FEATURES = (256, 512, 512, 512)  # Table II, Conv1…Conv4
 LEAKY_SLOPE = 0.2
 # Running-average rate of BatchNorm (new = m·old + (1 − m)·batch). 0.9 (PyTorch's default, used by
 # pix2pix) rather than Flax/Keras' 0.99: with 0.99 the running statistics lagged the fast-moving
-# generator so far that, 150 steps into a run on real maps, G in inference mode had L1 0.996 on
-# its own training images against 0.46 with batch statistics.
+# generator so far that G in inference mode did much worse on its own training images than with
+# batch statistics.
 BN_MOMENTUM = 0.9
 _INIT = nn.initializers.normal(0.02)
 
@@ -172,7 +172,7 @@ def init(key: jax.Array, width: float = 1.0, disc_width: float | None = None) ->
 def _init(key: jax.Array, g_features: tuple[int, ...], d_features: tuple[int, ...]) -> Variables:
     """The modules' initialisers (kernels ~ N(0, 0.02), biases 0, BatchNorm scale 1 / shift 0,
     running mean 0 / var 1) drawn as ONE normal vector: letting Flax draw each kernel costs one
-    threefry compilation per parameter shape (~20 s on CPU even at width 0.125)."""
+    threefry compilation per parameter shape, slow on CPU even at small widths."""
     x = jax.ShapeDtypeStruct((1, IMAGE_SIZE, IMAGE_SIZE, 3), jnp.float32)
     m = jax.ShapeDtypeStruct((1, IMAGE_SIZE, IMAGE_SIZE, 1), jnp.float32)
     k0 = jax.random.key(0)
