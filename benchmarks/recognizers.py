@@ -262,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import dlib
 
+    from jaxpriv.checkpoints import DLIB_RESNET, face_recognition_models_file
     from jaxpriv.recognizers import load_recognizer
-    from jaxpriv.weights import DLIB_RESNET, face_recognition_models_file
 
     unique, sources = load_chips()
     info = machine(len(unique), sources)

@@ -38,17 +38,10 @@ from jaxpriv.deid.generator import (
     to_uint8,
     w_statistics,
 )
+from jaxpriv.deid.project import resize_chips
 from jaxpriv.parallel import batch_sharding, make_mesh
 
 # ---------------------------------------------------------------- data
-
-
-def resize_chips(chips: np.ndarray, size: int) -> np.ndarray:
-    """Area-resize uint8 chips ``(N, S, S, 3)`` to ``(N, size, size, 3)``."""
-    if chips.shape[1] == size:
-        return np.asarray(chips)
-    return np.stack([cv2.resize(np.asarray(c), (size, size), interpolation=cv2.INTER_AREA)
-                     for c in chips])
 
 
 def chip_cache(faces_dir: str, tfds_dir: str, cache_dir: str) -> dict:

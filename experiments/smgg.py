@@ -93,7 +93,8 @@ def load_data(config: ml_collections.ConfigDict,
         data = _prepare(synthetic_maps(config.synthetic_size, config.synthetic_identities,
                                        config.seed), config)
     else:
-        from jaxpriv.smna.dataset import load_maps, shard_paths
+        from jaxpriv.data.map_shards import shard_paths
+        from jaxpriv.smna.dataset import load_maps
 
         path = Path(config.maps_path)
         data = _prepare(load_maps(path, "train", with_metadata=True), config)

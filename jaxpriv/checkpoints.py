@@ -1,16 +1,47 @@
-"""Where the shipped model checkpoints live.
+"""Where model weights live and the one format every jaxpriv model is stored in.
 
-The repository's ``ckpt/`` folder is installed with the package as ``jaxpriv/ckpt/`` (see
-``pyproject.toml``), so ``pip install jaxpriv`` users get the same default models as a source
-checkout, with no download at run time.
+A model directory (written by :func:`save_model`, read by :func:`load_model`)::
+
+    DIR/config.json   {"format": "<model>/<version>", ...}: architecture, settings, training facts
+    DIR/params/       orbax ``StandardCheckpointer`` checkpoint of the model's array pytree
+
+The ``format`` tag names the model and its version (e.g. ``"jaxpriv.smgg.generator/2"``); a
+loader asks for the tag it understands. Writes are atomic: the directory is built under a
+temporary name beside ``DIR`` and renamed into place, so a reader never sees half a model.
+
+Shipped weights: the repository's ``ckpt/`` folder is installed with the package as
+``jaxpriv/ckpt/`` (see ``pyproject.toml``), so ``pip install jaxpriv`` users get the same default
+models as a source checkout; the dlib models come from the PyPI package
+``face-recognition-models``. Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxpriv.errors import JaxprivError
+
+PyTree = Any
+CONFIG_FILE = "config.json"
+PARAMS_DIR = "params"
 
 _PACKAGE = Path(__file__).resolve().parent
 CANDIDATES = (_PACKAGE / "ckpt", _PACKAGE.parent / "ckpt")  # installed wheel, source checkout
+
+DLIB_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
+DLIB_SHAPE_5 = "shape_predictor_5_face_landmarks.dat"
+DLIB_SHAPE_68 = "shape_predictor_68_face_landmarks.dat"
+DLIB_MMOD = "mmod_human_face_detector.dat"
 
 
 def shipped_checkpoint(name: str) -> Path:
@@ -21,3 +52,94 @@ def shipped_checkpoint(name: str) -> Path:
         if (root / name).is_dir():
             return root / name
     return CANDIDATES[0] / name
+
+
+def face_recognition_models_file(name: str) -> Path:
+    """Path of a model file shipped by the PyPI package ``face-recognition-models``.
+
+    The package is located without importing it (its ``__init__`` needs ``pkg_resources``,
+    which recent setuptools no longer ship)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise JaxprivError(
+            "the PyPI package 'face-recognition-models' is not installed "
+            "(pip install face-recognition-models==0.3.0)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
+    if not path.is_file():
+        raise JaxprivError(f"{path}: missing from the face-recognition-models package")
+    return path
+
+
+def save_model(directory: str | os.PathLike[str], params: PyTree,
+               config: dict[str, Any]) -> Path:
+    """Write ``params`` (a pytree of arrays) and ``config`` (JSON-able, with a ``format`` tag) as
+    a model directory, atomically (an existing one is replaced). Returns the directory."""
+    import orbax.checkpoint as ocp  # heavy import, needed only when a model is written or read
+
+    if not str(config.get("format", "")).count("/"):
+        raise ValueError(f"config needs a versioned 'format' tag like 'name/1', got {config!r:.80}")
+    params = jax.device_get(params)
+    bad = [leaf for leaf in jax.tree_util.tree_leaves(params)
+           if not isinstance(leaf, (np.ndarray, np.generic, int, float))]
+    if bad:  # refused before orbax starts writing in the background
+        raise TypeError(f"model parameters must be arrays, got a {type(bad[0]).__name__}")
+    directory = Path(directory).absolute()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            ckptr.save(tmp / PARAMS_DIR, params)
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n")
+        old = None
+        if directory.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            os.replace(directory, old / "model")
+        os.replace(tmp, directory)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_config(directory: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any]:
+    """``DIR/config.json`` of a model directory, checked to carry the ``format`` tag ``fmt``
+    (when given). Raises :class:`JaxprivError` if the directory is not a model."""
+    directory = Path(directory)
+    cfg_path = directory / CONFIG_FILE
+    if not cfg_path.is_file() or not (directory / PARAMS_DIR).is_dir():
+        raise JaxprivError(f"{directory}: not a jaxpriv model directory (needs {CONFIG_FILE} and "
+                           f"{PARAMS_DIR}/)")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as e:
+        raise JaxprivError(f"{cfg_path}: unreadable ({e})") from e
+    if fmt is not None and config.get("format") != fmt:
+        raise JaxprivError(f"{cfg_path}: format {config.get('format')!r}, expected {fmt!r}")
+    return config
+
+
+def load_model(directory: str | os.PathLike[str], fmt: str | None = None,
+               abstract: Callable[[dict[str, Any]], PyTree] | None = None,
+               ) -> tuple[PyTree, dict[str, Any]]:
+    """Read :func:`save_model` output → (params pytree on the default device, config).
+
+    ``fmt`` is the ``format`` tag the caller understands; ``abstract(config)`` (optional) gives the
+    expected tree of ``jax.ShapeDtypeStruct``, so a checkpoint of another architecture is refused
+    with a clear error. Raises :class:`JaxprivError` naming what is wrong."""
+    import orbax.checkpoint as ocp  # heavy import, needed only when a model is written or read
+
+    config = read_config(directory, fmt)
+    path = Path(directory).absolute() / PARAMS_DIR
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            target = (abstract(config) if abstract is not None
+                      else ckptr.metadata(path).item_metadata.tree)
+            target = jax.tree_util.tree_map(
+                lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), target)
+            return ckptr.restore(path, target), config
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as e:
+        raise JaxprivError(f"{path}: cannot read the model parameters ({e})") from e

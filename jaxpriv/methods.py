@@ -111,8 +111,9 @@ _METHODS: dict[str, MethodSpec] = {}
 
 
 def register_method(spec: MethodSpec) -> MethodSpec:
-    """Add a method to the registry (modules call this at import)."""
-    _METHODS[spec.name] = spec
+    """Add a method to the registry (modules call this at import); a taken name raises."""
+    if _METHODS.setdefault(spec.name, spec) is not spec:
+        raise ValueError(f"method {spec.name!r} is already registered")
     return spec
 
 

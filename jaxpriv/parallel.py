@@ -13,17 +13,18 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 DATA = "data"
 
 
-def make_mesh(num_devices: int | None = None) -> Mesh:
-    """A 1-D mesh over the first ``num_devices`` devices (default: all) with axis ``data``."""
-    devices = jax.devices()
+def make_mesh(num_devices: int | None = None, local: bool = False) -> Mesh:
+    """A 1-D mesh with axis ``data`` over the first ``num_devices`` devices (default: all) of
+    every process, or of this process only when ``local`` (each process then works alone)."""
+    devices = jax.local_devices() if local else jax.devices()
     n = len(devices) if num_devices is None else num_devices
-    return Mesh(np.asarray(devices[:n]), (DATA,))
+    return jax.make_mesh((n,), (DATA,), (AxisType.Auto,), devices=devices[:n])
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -34,6 +35,12 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def replicated(mesh: Mesh) -> NamedSharding:
     """Same value on every device (parameters)."""
     return NamedSharding(mesh, P())
+
+
+def bucket(n: int) -> int:
+    """``n`` rounded up to a power of two: pad a varying count (e.g. faces in a photo) to it so
+    that jit compiles few shapes."""
+    return 1 << max(n - 1, 0).bit_length()
 
 
 def pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, int]:

@@ -8,7 +8,7 @@ optimiser state) is checkpointed, (2) the batch of step s is a pure function of 
 for the same data: if the dataset grows between the two runs, the order after the restart follows
 the new data.
 
-Sharding (DESIGN "Sharding"): one mesh with a ``data`` axis; the batch is split on it, the state
+Sharding: one mesh with a ``data`` axis; the batch is split on it, the state
 is replicated; each process feeds only its slice of the global batch (``jax.process_index()``).
 """
 
@@ -100,34 +100,19 @@ class Checkpoints:
         self.manager.close()
 
 
-def save_pytree(path: str | Path, tree: PyTree) -> None:
-    """Write a pytree of arrays as one orbax checkpoint directory (replaced if present)."""
-    path = Path(path).absolute()
-    with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(path, tree, force=True)
-
-
-def load_pytree(path: str | Path, template: PyTree | None = None) -> PyTree:
-    """Read :func:`save_pytree` output (into ``template``'s shapes/shardings when given)."""
-    path = Path(path).absolute()
-    with ocp.StandardCheckpointer() as ckptr:
-        if template is None:
-            return ckptr.restore(path)
-        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
-        return ckptr.restore(path, abstract)
-
-
 # ---------------------------------------------------------------- metrics
 
 class MetricLogger:
-    """Metrics to stdout and ``workdir/<filename>`` (one JSON object per line). Opening with
-    ``resume_step`` drops lines logged after that step by a run that was then interrupted."""
+    """Metrics to stdout (unless ``echo`` is False) and ``workdir/<filename>`` (one JSON object per
+    line). Opening with ``resume_step`` drops lines logged after that step by a run that was then
+    interrupted."""
 
     def __init__(self, workdir: str | Path, filename: str = "metrics.jsonl",
-                 resume_step: int | None = None, stream: Any = None) -> None:
+                 resume_step: int | None = None, stream: Any = None, echo: bool = True) -> None:
         self.path = Path(workdir) / filename
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.stream = sys.stdout if stream is None else stream
+        self.echo = echo
         self.enabled = jax.process_index() == 0
         if self.enabled and self.path.exists():
             kept = [line for line in self.path.read_text().splitlines() if line.strip()
@@ -143,7 +128,8 @@ class MetricLogger:
                 f.write(json.dumps(rec) + "\n")
             parts = " ".join(f"{k}={v:.5g}" for k, v in rec.items()
                              if k not in ("step", "split", "time"))
-            print(f"[{split} step {step}] {parts}", file=self.stream, flush=True)
+            if self.echo:
+                print(f"[{split} step {step}] {parts}", file=self.stream, flush=True)
         return rec
 
 
@@ -218,12 +204,15 @@ def holdout_identities(identities: np.ndarray, fraction: float, seed: int) -> np
 # ---------------------------------------------------------------- sharded step
 
 def sharded_step(step_fn: Callable[..., tuple[TrainState, dict]], mesh: Mesh,
-                 donate: bool = True) -> Callable[..., tuple[TrainState, dict]]:
-    """``jax.jit`` of ``step_fn(state, batch, key) -> (state, metrics)`` with the state and key
-    replicated, the batch split on ``data`` and the input state donated."""
+                 donate: bool = True, batch_args: int = 1,
+                 replicated_args: int = 1) -> Callable[..., tuple[TrainState, dict]]:
+    """``jax.jit`` of ``step_fn(state, *batch, *rest) -> (state, metrics)``: the state and the
+    ``replicated_args`` trailing arguments (a key, frozen networks) replicated, the
+    ``batch_args`` batch arguments (pytrees allowed) split on ``data``, the input state donated.
+    The default is ``step_fn(state, batch, key)``."""
     rep, data = replicated(mesh), batch_sharding(mesh)
-    return jax.jit(step_fn, in_shardings=(rep, data, rep), out_shardings=(rep, rep),
-                   donate_argnums=(0,) if donate else ())
+    return jax.jit(step_fn, in_shardings=(rep, *[data] * batch_args, *[rep] * replicated_args),
+                   out_shardings=(rep, rep), donate_argnums=(0,) if donate else ())
 
 
 def replicate(tree: PyTree, mesh: Mesh) -> PyTree:

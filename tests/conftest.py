@@ -32,7 +32,7 @@ def dlib_reference():
     """dlib-bin's own detector, 5-point predictor and ResNet (the reference implementation)."""
     import dlib
 
-    from jaxpriv.weights import DLIB_RESNET, DLIB_SHAPE_5, face_recognition_models_file
+    from jaxpriv.checkpoints import DLIB_RESNET, DLIB_SHAPE_5, face_recognition_models_file
 
     return (
         dlib.get_frontal_face_detector(),

@@ -14,15 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jaxpriv.data.map_shards import MAP_KEYS, shard_paths
 from jaxpriv.errors import JaxprivError
-from jaxpriv.smna.dataset import (
-    MAP_KEYS,
-    Example,
-    generation_order,
-    load_maps,
-    round_robin,
-    shard_paths,
-)
+from jaxpriv.smna.dataset import Example, generation_order, load_maps, round_robin
 
 from .conftest import GLINT, ROOT
 
@@ -150,8 +144,9 @@ def test_four_simulated_devices_match_one(full_run, faces_tfds, tmp_path) -> Non
         import jax
         assert jax.device_count() == 4, jax.devices()
         from jaxpriv.data import load_identity_faces
-        from jaxpriv.smna.dataset import generate_maps, local_mesh
-        assert local_mesh().shape == {{"data": 4}}
+        from jaxpriv.parallel import make_mesh
+        from jaxpriv.smna.dataset import generate_maps
+        assert make_mesh(local=True).shape == {{"data": 4}}
         s = generate_maps(load_identity_faces(None, r"{faces_tfds}"), r"{tmp_path}",
                           **{SETTINGS!r})
         assert s["devices"] == 4 and s["complete"], s

@@ -24,10 +24,10 @@ def table(tmp_path_factory) -> tuple[dict, Path]:
     from experiments.configs.smna_table3 import get_config
     from experiments.smgg import chip_distance_fn
     from experiments.smna_table3 import run
+    from jaxpriv.data.map_shards import write_npz_atomic
     from jaxpriv.faces import chips_from_aligned_crops
     from jaxpriv.recognizers import load_recognizer
     from jaxpriv.smna import smgg
-    from jaxpriv.smna.dataset import write_npz_atomic
     from jaxpriv.smna.sensitivity import to_smna_image
 
     root = tmp_path_factory.mktemp("table3")

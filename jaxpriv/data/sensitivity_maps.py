@@ -1,8 +1,8 @@
 """TFDS builder `sensitivity_maps`: SMNA ground-truth maps (Alg. 1) from generated shard files.
 
-The manual dir is the output directory of `jaxpriv.smna.dataset.generate_maps` (a
-`manifest.json` plus `<split>/shard-NNNNN.npz`); nothing is computed here, the shards are
-copied into `array_record` files readable without TensorFlow via
+The manual dir is the output directory of `jaxpriv.smna.dataset.generate_maps` (a shards
+directory, format in the module beside this one, `jaxpriv.data.map_shards`); nothing is
+computed here, the shards are copied into `array_record` files readable without TensorFlow via
 `builder.as_data_source(split)`. Splits: `train` and, if generated, `heldout` (identities held
 out for evaluation). Examples keep the generation order (round-robin over identities).
 
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxpriv.data.map_shards import read_manifest, read_shard, shard_paths
 from jaxpriv.errors import JaxprivError
-from jaxpriv.smna.dataset import read_manifest, shard_paths
 
 _MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Give as manual dir the output directory of `jaxpriv.smna.dataset.generate_maps` (or
@@ -123,8 +123,7 @@ class SensitivityMaps(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, paths: Sequence[Path]) -> Iterator[tuple[str, dict[str, Any]]]:
         for path in paths:
-            with np.load(path, allow_pickle=False) as shard:
-                data = {k: shard[k] for k in shard.files}
+            data = read_shard(path)
             for i in range(len(data["image"])):
                 filename = str(data["filename"][i])
                 yield filename, {

@@ -22,9 +22,9 @@ import cv2
 import dlib
 import numpy as np
 
+from jaxpriv.checkpoints import DLIB_SHAPE_68, face_recognition_models_file
 from jaxpriv.faces import Face
 from jaxpriv.faces.detect import check_image
-from jaxpriv.weights import DLIB_SHAPE_68, face_recognition_models_file
 
 MASKS = ("hull68", "ellipse")
 CHIP_SIZE = 150

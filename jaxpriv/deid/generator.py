@@ -20,7 +20,6 @@ The generator's input is either ``w`` of shape ``(B, w_dim)`` (broadcast to ever
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
@@ -31,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpriv.checkpoints import load_model, save_model
 from jaxpriv.errors import JaxprivError
 
 SQRT2 = math.sqrt(2.0)
@@ -350,6 +350,8 @@ def param_count(params: Any) -> int:
 
 # ---------------------------------------------------------------- shipped checkpoint format
 
+CHECKPOINT_FORMAT = "jaxpriv.deid.generator/1"
+
 
 @dataclasses.dataclass
 class LoadedGenerator:
@@ -366,35 +368,30 @@ class LoadedGenerator:
 def save_generator(path: str | os.PathLike[str], params: Any, config: GeneratorConfig,
                    w_avg: jax.Array, w_std: jax.Array, info: dict[str, Any] | None = None,
                    ) -> None:
-    """Write ``path/config.json`` (architecture + ``info``) and the orbax checkpoint
-    ``path/params`` = ``{"g_ema": params, "w_avg": (w_dim,), "w_std": (w_dim,)}``."""
-    import orbax.checkpoint as ocp
-
-    path = Path(path).absolute()
-    path.mkdir(parents=True, exist_ok=True)
-    tree = {"g_ema": jax.device_get(params), "w_avg": np.asarray(w_avg, np.float32),
+    """Write a model directory (:func:`jaxpriv.checkpoints.save_model`): ``config.json``
+    (architecture + ``info``) and ``params/`` = ``{"g_ema": params, "w_avg": (w_dim,),
+    "w_std": (w_dim,)}``."""
+    tree = {"g_ema": params, "w_avg": np.asarray(w_avg, np.float32),
             "w_std": np.asarray(w_std, np.float32)}
-    ckptr = ocp.StandardCheckpointer()
-    ckptr.save(path / "params", tree, force=True)
-    ckptr.wait_until_finished()
-    (path / "config.json").write_text(json.dumps(
-        {"format": "jaxpriv.deid.generator/1", "generator": config.to_dict(),
-         "info": info or {}}, indent=2) + "\n")
+    save_model(path, tree, {"format": CHECKPOINT_FORMAT, "generator": config.to_dict(),
+                            "info": info or {}})
 
 
 def load_generator(path: str | os.PathLike[str]) -> LoadedGenerator:
-    """Read a checkpoint written by :func:`save_generator` (NumPy arrays on the host)."""
-    import orbax.checkpoint as ocp
-
+    """Read a checkpoint written by :func:`save_generator` (parameters as NumPy arrays on the
+    host, as the projection and sampling code has always received them)."""
     path = Path(path).absolute()
     if not (path / "config.json").is_file() or not (path / "params").is_dir():
         raise JaxprivError(f"{path}: not a face-generator checkpoint (needs config.json and "
                            "params/; see ckpt/face_gan_64/README.md)")
-    meta = json.loads((path / "config.json").read_text())
-    config = GeneratorConfig(**meta["generator"])
-    abstract = {"g_ema": jax.eval_shape(lambda: init_generator(jax.random.key(0), config)),
+
+    def abstract(meta: dict[str, Any]) -> Any:
+        config = GeneratorConfig(**meta["generator"])
+        return {"g_ema": jax.eval_shape(lambda: init_generator(jax.random.key(0), config)),
                 "w_avg": jax.ShapeDtypeStruct((config.w_dim,), jnp.float32),
                 "w_std": jax.ShapeDtypeStruct((config.w_dim,), jnp.float32)}
-    tree = ocp.StandardCheckpointer().restore(path / "params", abstract)
-    return LoadedGenerator(tree["g_ema"], config, jnp.asarray(tree["w_avg"]),
-                           jnp.asarray(tree["w_std"]), meta.get("info", {}))
+
+    tree, meta = load_model(path, CHECKPOINT_FORMAT, abstract)
+    return LoadedGenerator(jax.device_get(tree["g_ema"]), GeneratorConfig(**meta["generator"]),
+                           jnp.asarray(tree["w_avg"]), jnp.asarray(tree["w_std"]),
+                           meta.get("info", {}))

@@ -27,6 +27,7 @@ from jaxpriv.checkpoints import shipped_checkpoint
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, above, at_least, register_method, within
+from jaxpriv.parallel import bucket
 
 if TYPE_CHECKING:  # heavy modules are imported when the method is built
     from jaxpriv.deid.generator import LoadedGenerator
@@ -69,11 +70,6 @@ def _projector(path: str, steps: int) -> Projector:
     from jaxpriv.deid.project import ProjectConfig, make_projector
 
     return make_projector(_generator(path), ProjectConfig(steps=steps))
-
-
-def _bucket(n: int) -> int:
-    """Pad the face count to a power of two (few compiled shapes)."""
-    return 1 << max(n - 1, 0).bit_length()
 
 
 def mechanism(generator: LoadedGenerator, mode: str, epsilon: float, sensitivity: float,
@@ -139,7 +135,7 @@ def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
         if not faces:
             return image.copy()
         chips, transforms = extract_chips(image, list(faces))
-        n, m = len(chips), _bucket(len(chips))
+        n, m = len(chips), bucket(len(chips))
         targets = resize_chips(chips, size)
         padded = np.concatenate([targets, np.repeat(targets[:1], m - n, 0)])
         w_star = project(padded)[0][:n]

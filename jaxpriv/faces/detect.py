@@ -9,8 +9,8 @@ import functools
 import dlib
 import numpy as np
 
+from jaxpriv.checkpoints import DLIB_SHAPE_5, face_recognition_models_file
 from jaxpriv.errors import JaxprivError
-from jaxpriv.weights import DLIB_SHAPE_5, face_recognition_models_file
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,9 +12,8 @@ import jax
 import numpy as np
 
 from jaxpriv.faces import Face
+from jaxpriv.masktpl.xor import DEFAULT_BITS, protect_image
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
-
-DEFAULT_BITS = 3  # same as jaxpriv.masktpl.xor.DEFAULT_BITS (kept import-light here)
 
 
 def mask_method(bits: int = DEFAULT_BITS, password_file: str | None = None) -> ProtectFn:
@@ -23,8 +22,6 @@ def mask_method(bits: int = DEFAULT_BITS, password_file: str | None = None) -> P
     del password_file  # only the CLI's reversible path uses it
 
     def protect(image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
-        from jaxpriv.masktpl.xor import protect_image
-
         return protect_image(image, faces, key, bits)[0]
 
     return protect

@@ -1,9 +1,9 @@
 """The trained mask model (template network + perturbation generator): load, save, and the
 per-face pad M ⊙ P of one chip.
 
-A model directory is an orbax ``CheckpointManager`` directory whose latest step holds
-``params`` = {"template": …, "generator": …} and ``config`` (JSON: the template settings and
-how it was trained). Its *fingerprint* (SHA-256 of the parameters) goes into every key file, so a
+A model directory is a :func:`jaxpriv.checkpoints.save_model` directory: ``params/`` =
+{"template": …, "generator": …} and ``config.json`` (the template settings and how it was
+trained). Its *fingerprint* (SHA-256 of the parameters) goes into every key file, so a
 key is never opened with another model.
 """
 
@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpriv import checkpoints
 from jaxpriv.errors import JaxprivError
 from jaxpriv.masktpl.perturb import GENERATOR, MAX_BITS, Z_DIM, bit_logits_at
 from jaxpriv.masktpl.template import NET_SIZE, keyed_template, template_scores, to_net_input
@@ -27,6 +28,7 @@ from jaxpriv.masktpl.template import NET_SIZE, keyed_template, template_scores, 
 CHIP_SIZE = 150  # dlib chips: the face geometry the pad lives in
 MODEL_ENV = "JAXPRIV_MASK_MODEL"
 DEFAULT_MODEL_NAME = "mask_perturb_dlib"  # shipped in ckpt/
+CHECKPOINT_FORMAT = "jaxpriv.masktpl.model/1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,45 +97,28 @@ def chip_pad(model: MaskModel, chip_high: np.ndarray, key: jax.Array,
     return np.asarray(pad), np.asarray(mask)
 
 
-def save_model(directory: str | os.PathLike[str], model: MaskModel, step: int = 0) -> Path:
-    """Write ``model`` as an orbax checkpoint (step ``step``) into ``directory``."""
-    import orbax.checkpoint as ocp
-
-    directory = Path(directory).resolve()
-    config = {"settings": dataclasses.asdict(model.settings), "info": model.info,
-              "fingerprint": model.fingerprint}
+def save_model(directory: str | os.PathLike[str], model: MaskModel) -> Path:
+    """Write ``model`` as a model directory (:func:`jaxpriv.checkpoints.save_model`)."""
+    config = {"format": CHECKPOINT_FORMAT, "settings": dataclasses.asdict(model.settings),
+              "info": model.info, "fingerprint": model.fingerprint}
     params = {"template": model.template_params, "generator": model.generator_params}
-    with ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(max_to_keep=1),
-                               item_names=("params", "config")) as mngr:
-        mngr.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(params),
-                                                config=ocp.args.JsonSave(config)))
-        mngr.wait_until_finished()
-    return directory
+    return checkpoints.save_model(directory, params, config)
 
 
 def default_model_dir() -> Path:
     """``$JAXPRIV_MASK_MODEL`` or the shipped ``ckpt/mask_perturb_dlib``."""
-    from jaxpriv.checkpoints import shipped_checkpoint
-
     env = os.environ.get(MODEL_ENV)
-    return Path(env) if env else shipped_checkpoint(DEFAULT_MODEL_NAME)
+    return Path(env) if env else checkpoints.shipped_checkpoint(DEFAULT_MODEL_NAME)
 
 
 @functools.lru_cache(maxsize=4)
 def _load(directory: str) -> MaskModel:
-    import orbax.checkpoint as ocp
-
     path = Path(directory)
     if not path.is_dir():
         raise JaxprivError(f"mask model not found at {path} (set {MODEL_ENV} to its folder)")
-    with ocp.CheckpointManager(path, item_names=("params", "config")) as mngr:
-        step = mngr.latest_step()
-        if step is None:
-            raise JaxprivError(f"{path}: no checkpoint inside (not a mask model folder)")
-        restored = mngr.restore(step, args=ocp.args.Composite(
-            params=ocp.args.StandardRestore(), config=ocp.args.JsonRestore()))
-    params = jax.tree_util.tree_map(jnp.asarray, restored["params"])
-    config = restored["config"]
+    if not (path / checkpoints.CONFIG_FILE).is_file():
+        raise JaxprivError(f"{path}: no mask model inside (needs config.json and params/)")
+    params, config = checkpoints.load_model(path, CHECKPOINT_FORMAT)
     model = MaskModel(params["template"], params["generator"],
                       TemplateSettings(**config["settings"]), config.get("info", {}))
     if config.get("fingerprint") not in (None, model.fingerprint):

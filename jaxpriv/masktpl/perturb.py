@@ -117,8 +117,9 @@ class RecognizerTerm:
     tau: float = 1.0
 
 
-def resize_chips(x01: jax.Array, size: int) -> jax.Array:
-    """Resize ``(N, S, S, 3)`` chips to ``size`` (no-op when equal)."""
+def resize_linear(x01: jax.Array, size: int) -> jax.Array:
+    """Resize float ``(N, S, S, 3)`` chips to ``size`` on device (antialiased bilinear; no-op
+    when equal). Cf. :func:`jaxpriv.deid.project.resize_chips` for uint8 area resizing."""
     if x01.shape[1] == size:
         return x01
     return jax.image.resize(x01, (x01.shape[0], size, size, 3), "linear", antialias=True)
@@ -136,7 +137,7 @@ def superposed_distance(
     total = jnp.zeros(protected01.shape[0], jnp.float32)
     dists = []
     for term, p, clean in zip(terms, params, clean_embeddings, strict=True):
-        e = term.apply(p, resize_chips(protected01, term.input_size))
+        e = term.apply(p, resize_linear(protected01, term.input_size))
         d = jnp.sqrt(jnp.sum(jnp.square(e - clean), axis=-1) + 1e-12)
         dists.append(d)
         total = total + term.tau * d

@@ -12,7 +12,8 @@ one):
 2. saliency targets |∂d/∂x| of the recognizer (:func:`template.recognizer_saliency`), cached;
 3. the template network on (chip, target) pairs (eq. 4–5);
 4. the generator against the recognizer(s) (eq. 7), Adam 2e-4, β1 = 0.5;
-5. export of both networks as one small orbax checkpoint (:func:`model.save_model`).
+5. export of both networks as one small model directory (:func:`model.save_model`, the
+   :mod:`jaxpriv.checkpoints` format).
 
 Every step is ``jax.jit`` with the batch split over the ``data`` mesh axis and parameters /
 optimiser state replicated (``jaxpriv.parallel``).
@@ -30,8 +31,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import logging
 from tqdm import tqdm
 
+from jaxpriv.faces import chips_from_aligned_crops
+from jaxpriv.io import load_image
 from jaxpriv.masktpl.model import MaskModel, TemplateSettings, face_keys, save_model
 from jaxpriv.masktpl.perturb import (
     GENERATOR,
@@ -41,6 +45,7 @@ from jaxpriv.masktpl.perturb import (
     bit_logits_at,
     budget_penalty,
     plane_mask,
+    resize_linear,
     soft_xor,
     straight_through_bits,
     superposed_distance,
@@ -55,7 +60,8 @@ from jaxpriv.masktpl.template import (
     to_net_input,
 )
 from jaxpriv.parallel import batch_sharding, make_mesh, pad_to_multiple, replicated
-from jaxpriv.train import Checkpoints, MetricLogger, TrainState, batch_indices
+from jaxpriv.recognizers import load_recognizer
+from jaxpriv.train import Checkpoints, MetricLogger, TrainState, batch_indices, sharded_step
 
 
 def log_line(run_dir: Path, record: dict[str, Any]) -> None:
@@ -75,9 +81,8 @@ def training_chips(faces_dir: str, holdout_fraction: float, split_seed: int,
     images each; cached in ``cache`` (.npy) when given."""
     if cache is not None and cache.exists():
         return np.load(cache)
+    # tensorflow_datasets (a heavy import) comes with jaxpriv.data's identity_faces
     from jaxpriv.data import list_identity_images, split_identities
-    from jaxpriv.faces import chips_from_aligned_crops
-    from jaxpriv.io import load_image
 
     images = list_identity_images(faces_dir)
     train, _ = split_identities(sorted(images), holdout_fraction, split_seed)
@@ -123,23 +128,20 @@ def run_loop(
     mesh: jax.sharding.Mesh | None = None,
 ) -> TrainState:
     """Train ``state`` to ``steps`` steps, resuming from the latest checkpoint in ``workdir``
-    (:class:`jaxpriv.train.Checkpoints`; metrics in ``workdir/metrics.jsonl``).
-
-    ``step_fn(state, *batch, *replicated_args)`` is jitted with the batch on the ``data`` axis
-    and everything else replicated (state donated), like :func:`jaxpriv.train.sharded_step` but
-    with extra replicated arguments (frozen networks). ``batch_fn(step)`` returns host arrays."""
+    (:class:`jaxpriv.train.Checkpoints`; metrics in ``workdir/metrics.jsonl``, shown on the
+    progress bar). ``step_fn(state, *batch, *replicated_args)`` is jitted by
+    :func:`jaxpriv.train.sharded_step`; ``batch_fn(step)`` returns host arrays."""
     mesh = make_mesh() if mesh is None else mesh
     rep, dat = replicated(mesh), batch_sharding(mesh)
-    n_batch = len(batch_fn(0))
-    jitted = jax.jit(step_fn, in_shardings=(rep, *[dat] * n_batch, *[rep] * len(replicated_args)),
-                     out_shardings=(rep, rep), donate_argnums=(0,))
+    jitted = sharded_step(step_fn, mesh, batch_args=len(batch_fn(0)),
+                          replicated_args=len(replicated_args))
     ckpt = Checkpoints(workdir, every=every, keep=2)
     try:
         state = ckpt.restore_or(state)
         start = int(state.step)
         if start:
             log_line(run_dir, {"stage": name, "resumed_at": start})
-        logger = MetricLogger(workdir, resume_step=start, stream=_NullStream())
+        logger = MetricLogger(workdir, resume_step=start, echo=False)
         state = jax.device_put(state, rep)
         rep_args = jax.device_put(replicated_args, rep)
         t0 = time.time()
@@ -154,16 +156,6 @@ def run_loop(
     finally:
         ckpt.close()
     return state
-
-
-class _NullStream:
-    """Where :class:`MetricLogger` prints (the progress bar shows the metrics instead)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 # ------------------------------------------------------------------------------ template
@@ -261,11 +253,9 @@ def generator_step(terms: Sequence[RecognizerTerm], settings: TemplateSettings, 
 def clean_embeddings(terms: Sequence[RecognizerTerm], chips: np.ndarray,
                      batch: int = 32) -> list[np.ndarray]:
     """Embeddings of the clean chips under every recognizer of the superposition."""
-    from jaxpriv.masktpl.perturb import resize_chips
-
     out = []
     for t in terms:
-        fn = jax.jit(lambda p, x, t=t: t.apply(p, resize_chips(x, t.input_size)))
+        fn = jax.jit(lambda p, x, t=t: t.apply(p, resize_linear(x, t.input_size)))
         rows = []
         for i in range(0, len(chips), batch):
             x, n = pad_to_multiple(chips[i:i + batch], batch)
@@ -296,8 +286,6 @@ def train_generator(chips: np.ndarray, tparams: Any, terms: Sequence[RecognizerT
 
 def recognizer_terms(names_and_taus: Sequence[tuple[str, float]]) -> list[RecognizerTerm]:
     """Superposition terms from (registered recognizer name, τ) pairs."""
-    from jaxpriv.recognizers import load_recognizer
-
     terms = []
     for name, tau in names_and_taus:
         rec = load_recognizer(name)
@@ -337,8 +325,6 @@ def train(cfg: Any) -> MaskModel:
 def main(argv: Sequence[str]) -> None:
     """absl entry point: ``--config`` is an ml_collections config file."""
     del argv
-    from absl import logging
-
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     train(_CONFIG.value)
 

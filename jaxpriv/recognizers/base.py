@@ -81,10 +81,12 @@ _REGISTRY: dict[str, Callable[..., Recognizer]] = {}
 
 
 def register(name: str) -> Callable[[Callable[..., Recognizer]], Callable[..., Recognizer]]:
-    """Decorator: register a factory ``f(**kw) -> Recognizer`` under ``name``."""
+    """Decorator: register a factory ``f(**kw) -> Recognizer`` under ``name`` (a taken name
+    raises)."""
 
     def deco(factory: Callable[..., Recognizer]) -> Callable[..., Recognizer]:
-        _REGISTRY[name] = factory
+        if _REGISTRY.setdefault(name, factory) is not factory:
+            raise ValueError(f"recognizer {name!r} is already registered")
         return factory
 
     return deco

@@ -35,10 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpriv.checkpoints import DLIB_RESNET as DAT_NAME
+from jaxpriv.checkpoints import face_recognition_models_file
 from jaxpriv.errors import JaxprivError
 from jaxpriv.recognizers.base import Recognizer, register
-from jaxpriv.weights import DLIB_RESNET as DAT_NAME
-from jaxpriv.weights import face_recognition_models_file
 
 THRESHOLD = 0.6  # dlib's same-person Euclidean distance
 INPUT_SIZE = 150

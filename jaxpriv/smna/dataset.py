@@ -14,43 +14,50 @@ into shards of `shard_size` consecutive images, `<out_dir>/<split>/shard-NNNNN.n
 
 Execution: shard ``i`` of a split is done by worker ``i % count == index`` with ``(index, count)``
 = ``(jax.process_index(), jax.process_count())`` (pods: each host works alone, no cross-host
-traffic) or an explicit ``worker=(index, count)`` for independent processes on one host (on a
-2-core CPU one process pinned to each core ran the dlib forward 1.6× faster in total than one
-process over both: `benchmarks/cores.py`);
+traffic) or an explicit ``worker=(index, count)`` for independent processes on one host (one
+process pinned to each core can beat one process over all: `benchmarks/cores.py`);
 `only_splits` and `max_shards` restrict one run without changing the plan; inside a process the
 batch of images (so every chunk of perturbed images) is sharded over a `Mesh` of its local
-devices (`data` axis). A shard is written atomically (temporary file + rename, fixed zip
-timestamps), and existing shards are skipped: a killed run restarted with the same settings
-resumes and ends with byte-identical files.
+devices (`data` axis). A shard is written atomically, and existing shards are skipped: a killed
+run restarted with the same settings resumes and ends with byte-identical files.
 
-Shard contents: `image` uint8 (n,S,S,3), `identity` int32 (n,), `identity_name`, `filename`
-(unicode), `map_black`, `map_white` float32 (n,S,S), `clean_distance` float32 (n,),
-`reference_embedding` float32 (n,D).
+Shard format (files, keys, atomic writes): :mod:`jaxpriv.data.map_shards`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import re
 import sys
 import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
+from jax.sharding import Mesh
+from tqdm import tqdm
 
+from jaxpriv.data.map_shards import (
+    FORMAT_VERSION,
+    MAP_KEYS,
+    META_KEYS,
+    SPLITS,
+    is_shards_dir,
+    read_manifest,
+    read_split,
+    shard_path,
+    write_manifest,
+    write_npz_atomic,
+)
 from jaxpriv.errors import JaxprivError
+from jaxpriv.faces import chips_from_aligned_crops, extract_chips, require_one_face
+from jaxpriv.parallel import make_mesh
+from jaxpriv.recognizers import load_recognizer
+from jaxpriv.smna.sensitivity import sensitivity_maps, to_smna_image
 
-FORMAT_VERSION = 1
-SPLITS = ("train", "heldout")
-MAP_KEYS = ("image", "identity", "map_black", "map_white", "clean_distance")
-META_KEYS = ("identity_name", "filename", "reference_embedding")
-SHARD_RE = re.compile(r"^shard-(\d{5})\.npz$")
 # Manifest entries that define the shards' contents: a resume must match them exactly.
 _PLAN_KEYS = ("format", "recognizer", "image_size", "chunk", "images_per_device", "shard_size",
               "holdout_fraction", "seed", "include_heldout", "max_images", "aligned_crops",
@@ -66,22 +73,6 @@ class Example:
     identity_name: str
     filename: str
     index_in_identity: int
-
-
-def shard_paths(split_dir: str | os.PathLike[str]) -> list[Path]:
-    """Shard files `shard-NNNNN.npz` of one split directory, in shard-index order."""
-    split_dir = Path(split_dir)
-    if not split_dir.is_dir():
-        return []
-    return sorted(p for p in split_dir.iterdir() if SHARD_RE.match(p.name))
-
-
-def read_manifest(shards_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The `manifest.json` written by `generate_maps` in `shards_dir`."""
-    path = Path(shards_dir) / "manifest.json"
-    if not path.is_file():
-        raise JaxprivError(f"no manifest.json in {shards_dir}: not a sensitivity-map directory")
-    return json.loads(path.read_text())
 
 
 def _text(value: Any) -> str:
@@ -122,7 +113,8 @@ def generation_order(
 ) -> dict[str, list[Example]]:
     """The plan: `{"train": [...], "heldout": [...]}` round-robin orders (held out only with
     `include_heldout`), each cut to its first `max_images` (0 = all)."""
-    from jaxpriv.data import split_identities
+    # tensorflow_datasets (a heavy import) comes with identity_faces; only the plan needs it
+    from jaxpriv.data.identity_faces import split_identities
 
     train, held = split_identities([e.identity_name for e in examples], holdout_fraction, seed)
     plan = {"train": round_robin([e for e in examples if e.identity_name in set(train)])}
@@ -133,36 +125,9 @@ def generation_order(
     return plan
 
 
-def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an uncompressed `.npz` reproducibly (fixed zip timestamps, given key order) to a
-    temporary file in the same directory, fsync, then rename it to `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
-                for key, value in arrays.items():
-                    info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                    with zf.open(info, "w", force_zip64=True) as f:
-                        np.lib.format.write_array(f, np.ascontiguousarray(value),
-                                                  allow_pickle=False)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 def _chips(images: Sequence[np.ndarray], names: Sequence[str], size: int,
            aligned_crops: bool) -> np.ndarray:
     """Recognizer chips: pre-aligned crops via `chips_from_aligned_crops`, else detect + align."""
-    from jaxpriv.faces import chips_from_aligned_crops, extract_chips, require_one_face
-
     out = []
     for image, name in zip(images, names, strict=True):
         if aligned_crops:
@@ -170,16 +135,6 @@ def _chips(images: Sequence[np.ndarray], names: Sequence[str], size: int,
         else:
             out.append(extract_chips(image, [require_one_face(image, name)], size=size)[0][0])
     return np.stack(out)
-
-
-def local_mesh() -> Any:
-    """1-D `data` mesh over this process's devices (each process works on its own shards)."""
-    import jax
-    from jax.sharding import Mesh
-
-    from jaxpriv.parallel import DATA
-
-    return Mesh(np.asarray(jax.local_devices()), (DATA,))
 
 
 def generate_maps(
@@ -199,7 +154,7 @@ def generate_maps(
     only_splits: Sequence[str] = SPLITS,
     worker: tuple[int, int] | None = None,
     aligned_crops: bool = True,
-    mesh: Any = None,
+    mesh: Mesh | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Compute and write the missing shards of black and white Alg. 1 maps (see module doc).
@@ -209,12 +164,6 @@ def generate_maps(
     works on (in that order). `worker=(index, count)` takes every count-th shard from index
     (default: this JAX process of all). `mesh` defaults to all local devices.
     Returns counts and speeds of this run (`images_per_s`, `queries_per_s`)."""
-    import jax
-    from tqdm import tqdm
-
-    from jaxpriv.recognizers import load_recognizer
-    from jaxpriv.smna.sensitivity import sensitivity_maps, to_smna_image
-
     out = Path(out_dir)
     bad = [s for s in only_splits if s not in SPLITS]
     if bad:
@@ -223,7 +172,7 @@ def generate_maps(
     if not 0 <= p_index < p_count:
         raise JaxprivError(f"worker index {p_index} is not in 0..{p_count - 1}")
     rec = load_recognizer(recognizer)
-    mesh = local_mesh() if mesh is None else mesh
+    mesh = make_mesh(local=True) if mesh is None else mesh
     examples, refs = list_examples(source)
     plan = generation_order(examples, holdout_fraction, seed, include_heldout, max_images)
     names = {e.identity: e.identity_name for e in [*examples, *refs.values()]}
@@ -247,7 +196,7 @@ def generate_maps(
             raise JaxprivError(f"{out} holds maps made with other settings ({', '.join(diff)}); "
                                "use another out_dir or the same settings")
     else:
-        _write_json_atomic(out / "manifest.json", manifest)
+        write_manifest(out, manifest)
 
     jobs = []  # (split, shard index, examples) of this worker
     for split in plan:
@@ -257,7 +206,7 @@ def generate_maps(
         for s in range(math.ceil(len(order) / shard_size)):
             if s % p_count == p_index:
                 jobs.append((split, s, order[s * shard_size : (s + 1) * shard_size]))
-    exists = [(out / split / f"shard-{s:05d}.npz").exists() for split, s, _ in jobs]
+    exists = [shard_path(out / split, s).exists() for split, s, _ in jobs]
     done = [j for j, e in zip(jobs, exists, strict=True) if e]
     todo = [j for j, e in zip(jobs, exists, strict=True) if not e]
     ref_cache: dict[int, np.ndarray] = {}
@@ -282,7 +231,7 @@ def generate_maps(
         kw = dict(chunk=chunk, mesh=mesh, images_per_device=images_per_device)
         map_black, d0 = sensitivity_maps(rec, images, ref_emb, "black", **kw)
         map_white, _ = sensitivity_maps(rec, images, ref_emb, "white", **kw)
-        write_npz_atomic(out / split / f"shard-{s:05d}.npz", {
+        write_npz_atomic(shard_path(out / split, s), {
             "image": images,
             "identity": np.asarray([e.identity for e in batch], np.int32),
             "identity_name": np.asarray([e.identity_name for e in batch], str),
@@ -305,7 +254,7 @@ def generate_maps(
         sys.stdout.flush()
     bar.close()
     seconds = time.perf_counter() - start
-    complete = all((out / split / f"shard-{k:05d}.npz").exists()
+    complete = all(shard_path(out / split, k).exists()
                    for split, order in plan.items()
                    for k in range(math.ceil(len(order) / shard_size)))
     return {
@@ -315,10 +264,6 @@ def generate_maps(
         "queries_per_s": 2 * images_done * image_size**2 / seconds if seconds > 0 else 0.0,
         "complete": complete, "devices": int(mesh.size), "worker": [p_index, p_count],
     }
-
-
-def _concat(parts: list[dict[str, np.ndarray]], keys: Sequence[str]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
 
 def load_maps(
@@ -337,16 +282,10 @@ def load_maps(
     """
     path = Path(path)
     keys = MAP_KEYS + (META_KEYS if with_metadata else ())
-    if (path / "manifest.json").is_file() or any(SHARD_RE.match(p.name) for p in _ls(path)):
-        split_dir = path / split if (path / "manifest.json").is_file() else path
-        parts = []
-        for shard in shard_paths(split_dir):
-            with np.load(shard, allow_pickle=False) as z:
-                parts.append({k: z[k] for k in keys})
-        if not parts:
-            raise JaxprivError(f"no shard-*.npz in {split_dir}")
-        result = _concat(parts, keys)
+    if is_shards_dir(path):
+        result = read_split(path / split if (path / "manifest.json").is_file() else path, keys)
     elif (path / "sensitivity_maps").is_dir():
+        # tensorflow_datasets is a heavy import, needed only for a prepared TFDS data dir
         from jaxpriv.data.sensitivity_maps import load_sensitivity_maps
 
         source = load_sensitivity_maps(path, split)
@@ -364,7 +303,3 @@ def load_maps(
     for k in ("map_black", "map_white", "clean_distance"):
         result[k] = result[k].astype(np.float32)
     return result
-
-
-def _ls(path: Path) -> list[Path]:
-    return list(path.iterdir()) if path.is_dir() else []

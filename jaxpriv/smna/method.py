@@ -7,13 +7,12 @@ bilinear up-sampling to the chip → only that change is warped back into the ph
 (:func:`jaxpriv.faces.paste_chip` with ``reference``), so the photo keeps its resolution and
 pixels outside the chips are unchanged. Deterministic: the key is not used.
 
-Checkpoint format (a directory; ``--checkpoint DIR``), written by
-:func:`jaxpriv.smna.smgg.save_generator` (``experiments/smgg.py`` with ``--config.export_dir``):
+Checkpoint format: a :mod:`jaxpriv.checkpoints` model directory (``--checkpoint DIR``), written
+by :func:`jaxpriv.smna.smgg.save_generator` (``experiments/smgg.py`` with ``--config.export_dir``):
 
-- ``DIR/generator/`` — an orbax ``StandardCheckpointer`` checkpoint of the generator's
-  ``{"params": ..., "batch_stats": ...}`` (Flax linen names ``conv1``…``conv12``,
-  ``bn2``…``bn11``; the channel counts follow from ``width``);
-- ``DIR/config.json`` — ``format`` (``"jaxpriv.smgg.generator/1"``), ``noise`` (black|white: the
+- ``DIR/params/`` — the generator's ``{"params": ..., "batch_stats": ...}`` (Flax linen names
+  ``conv1``…``conv12``, ``bn2``…``bn11``; the channel counts follow from ``width``);
+- ``DIR/config.json`` — ``format`` (``"jaxpriv.smgg.generator/2"``), ``noise`` (black|white: the
   maps it was trained on), ``width``, ``map_normalization``, ``image_size`` (64) and the training
   settings / data counts / last evaluation, for the record.
 
@@ -35,12 +34,14 @@ from jaxpriv.checkpoints import shipped_checkpoint
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, extract_chips, paste_chip
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, at_least, register_method
+from jaxpriv.parallel import bucket
 from jaxpriv.smna import noise as noise_lib
+from jaxpriv.smna.sensitivity import to_smna_image
 from jaxpriv.smna.smgg import load_generator
 
 DEFAULT_CHECKPOINT = "ckpt/smgg_dlib_{noise}"
 TRAIN_HINT = ("train one with: python -m experiments.main --config experiments/configs/smgg.py "
-              "--config.noise={noise} --config.workdir=/work/jaxpriv_data/smgg_runs/{noise} "
+              "--config.noise={noise} --config.workdir=runs/smgg_{noise} "
               "--config.export_dir={path}")
 
 
@@ -68,17 +69,10 @@ def load_checkpoint(path: str, noise: str) -> tuple[Any, dict[str, Any]]:
     return generator, meta
 
 
-def _bucket(n: int) -> int:
-    """Pad the face count to a power of two (few compiled shapes)."""
-    return 1 << max(n - 1, 0).bit_length()
-
-
 def smna(noise: str = "black", noise_level: float = 1250.0, checkpoint: str = DEFAULT_CHECKPOINT,
          noise_sign: str = "toward", noise_norm: str = "l2") -> ProtectFn:
     """Build SMNA protection (Alg. 3) with δ = ``noise_level`` (``noise_norm`` of the 64×64 change
     in grey levels, per channel; see :mod:`jaxpriv.smna.noise` for the reading and units)."""
-    from jaxpriv.smna.sensitivity import to_smna_image
-
     if noise not in noise_lib.NOISE_COLORS:
         raise JaxprivError(f"--noise must be black or white, got {noise!r}")
     if noise_sign not in noise_lib.SIGNS:
@@ -96,7 +90,7 @@ def smna(noise: str = "black", noise_level: float = 1250.0, checkpoint: str = DE
         if not faces:
             return image.copy()
         chips, transforms = extract_chips(image, list(faces))
-        n, m = len(chips), _bucket(len(chips))
+        n, m = len(chips), bucket(len(chips))
         padded = np.concatenate([chips, np.zeros((m - n, *chips.shape[1:]), np.uint8)])
         out = np.asarray(run(generator, padded, np.float32(noise_level),
                              image64=to_smna_image(padded)))[:n]

@@ -9,21 +9,17 @@ Our reading, in units:
   equal to δ = ``noise_level``, in grey levels of 0..255, in *each* RGB channel (the same value
   is added to R, G and B: the maps were measured by setting all three to 0 or 255). The paper
   does not say which norm; we read it as the **L2 norm** (``norm="l2"``, default): RMS change
-  δ/64, i.e. 7.8…19.5 grey levels at the paper's δ = 500…1250. Measured with ground-truth dlib
-  maps y (first 4 maps of /work/jaxpriv_data/smna_maps, 64×64, clean mean distance 0.506): black
-  y, L2, δ = 125/250/500/1250 → mean distance 0.58/0.64/0.72/0.78 at SSIM 0.996/0.984/0.947/0.814,
-  the paper's regime (Table III: +0.25…+0.40 over 500…1250, noise "more noticeable" as δ grows).
-  The L1 reading (``norm="l1"``: mean |change| δ/4096 = 0.12…0.31 grey levels, peaks ×11–×23
-  the mean for real maps) gives 0.511/0.516/0.522/0.526 at SSIM ≥ 0.9996 for δ = 500…1250 — an
-  invisible and nearly ineffective change, half of which uint8 rounding removes — so it cannot be
-  the paper's scale; it stays available for comparison.
+  δ/64, i.e. 7.8…19.5 grey levels at the paper's δ = 500…1250, which reproduces the paper's
+  regime (distance rising with δ, noise "more noticeable" as δ grows; Table III). The L1 reading
+  (``norm="l1"``: mean |change| δ/4096 = 0.12…0.31 grey levels) is a nearly invisible change,
+  half of which uint8 rounding removes, so it cannot be the paper's scale; it stays available
+  for comparison. Measurements: ``experiments/results/smna_noise_reading.md``.
 - Sign. The maps are s = d(x with the pixel set to the noise colour) − d(x) (dlib distance to the
   identity's reference; s > 0: that pixel pushes the face away from its identity). Noise that
   moves pixels *toward* the noise colour where the map is above its mean works — subtract
   NoiseLevel·NoiseMap for black noise, add it for white (``sign="toward"``, default). Alg. 3 as
   printed adds it for both colours (``sign="literal"``): for black that moves sensitive pixels
-  away from black, which makes faces *easier* to recognise (same 4 maps, L2 δ = 125: mean
-  distance 0.465 literal vs 0.579 toward, clean 0.506; kept for the ablation).
+  away from black, which makes faces *easier* to recognise (kept for the ablation).
   ``sign="away"`` is the opposite of ``"toward"`` for either colour.
 
 The noise is computed at 64×64 (the resolution of Alg. 1 maps and of Table I) and applied to a
