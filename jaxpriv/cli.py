@@ -110,7 +110,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_protect(args: argparse.Namespace) -> int:
     """Protect every face in the given photos/folders into OUTDIR."""
-    from jaxpriv.methods import all_options, get_method
+    from jaxpriv.methods import MethodRun, all_options, get_method
     from jaxpriv.protect import protect_files
 
     spec = get_method(args.method)
@@ -122,10 +122,10 @@ def cmd_protect(args: argparse.Namespace) -> int:
         flags = ", ".join("--" + f.replace("_", "-") for f in foreign)
         raise JaxprivError(f"{flags} not an option of --method {spec.name}")
     _check_report(args)
-    if spec.name == "mask":
-        _refuse_for_mask(args)
-        return protect_mask(args, given)
     protect = spec.make(**given)
+    extras = protect.extra_suffixes if isinstance(protect, MethodRun) else ()
+    if isinstance(protect, MethodRun) and protect.reversible:
+        _refuse_for_reversible(args, spec.name)
     inputs, video_options = _video_inputs(args)
     summary = protect_files(inputs, args.out, protect, spec.name, seed=args.seed,
                             overwrite=args.overwrite, ext=args.format,
@@ -139,7 +139,8 @@ def cmd_protect(args: argparse.Namespace) -> int:
         if f.video:
             _print_video(_shown(f.input), f.video)
     _write_report(args, summary)
-    print(f"{summary.line()} -> {args.out}")
+    beside = "".join(f"; beside each output: <output>{s}" for s in extras)
+    print(f"{summary.line()}{beside} -> {args.out}")
     return summary.exit_code
 
 
@@ -230,12 +231,13 @@ def _video_inputs(args: argparse.Namespace) -> tuple[list[str], object]:
                                 progress=sys.stderr.isatty())
 
 
-def _refuse_for_mask(args: argparse.Namespace) -> None:
-    """``--method mask`` writes photos from a password: refuse what it would silently ignore."""
+def _refuse_for_reversible(args: argparse.Namespace, method: str) -> None:
+    """A reversible method (``mask``) writes PNG photos keyed by a password: refuse what it would
+    silently ignore or break (``protect_files`` refuses --seed, --plates and --format again)."""
     for name in ("seed", "plates", "plate_epsilon", *VIDEO_FLAGS):
         if getattr(args, name) is not None:
             flag = "--" + name.replace("_", "-")
-            raise JaxprivError(f"{flag} does not apply to --method mask")
+            raise JaxprivError(f"{flag} does not apply to --method {method}")
 
 
 def _print_video(name: str, v: dict) -> None:
@@ -245,8 +247,8 @@ def _print_video(name: str, v: dict) -> None:
           + (" (stopped by Ctrl-C)" if v["interrupted"] else ""), file=sys.stderr)
 
 
-# --- reversible mask template (paper 004): its own path, since it needs a password and writes
-# --- a sealed key file per output; see jaxpriv/masktpl/xor.py.
+# --- passwords of the reversible mask template (paper 004; protect goes through protect_files,
+# --- restore through jaxpriv/masktpl/xor.py).
 
 
 class _RefusePassword(argparse.Action):
@@ -263,47 +265,6 @@ class _RefusePassword(argparse.Action):
 
 def _refuse_password_arg(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
-
-
-def protect_mask(args: argparse.Namespace, given: dict) -> int:
-    """``protect --method mask``: OUT/<stem>.png + OUT/<stem>.png.jpkey per photo."""
-    from jaxpriv.io import ensure_not_input
-    from jaxpriv.masktpl.keys import read_password
-    from jaxpriv.masktpl.method import DEFAULT_BITS
-    from jaxpriv.masktpl.model import load_model
-    from jaxpriv.masktpl.xor import protect_file
-    from jaxpriv.protect import FileResult, Summary, plan_outputs
-
-    if args.format is not None and args.format.lower().lstrip(".") != "png":
-        raise JaxprivError(f"--format {args.format}: --method mask writes PNG only (lossless); "
-                           "a lossy format would destroy the bits needed to restore")
-    pairs = plan_outputs(args.inputs, Path(args.out), "png")
-    if not pairs:
-        raise JaxprivError("no images found in the given paths")
-    password = read_password(given.get("password_file"), confirm=True)
-    model = load_model()
-    done = failed = 0
-    summary = Summary("mask", None)  # no seed: randomness from password + salt
-    for path, out in pairs:
-        try:
-            ensure_not_input(out, [p for p, _ in pairs])
-            res = protect_file(path, out, password, given.get("bits", DEFAULT_BITS), model,
-                               overwrite=args.overwrite)
-            done += 1
-            summary.files.append(FileResult(str(path), str(out),
-                                            "protected" if res.faces else "no_face",
-                                            res.faces))
-            if not res.faces:
-                print(f"no face: {_shown(path)} (written unchanged to {_shown(out)})",
-                      file=sys.stderr)
-        except JaxprivError as e:
-            failed += 1
-            summary.files.append(FileResult(str(path), None, "failed", reason=str(e)))
-            print(f"failed: {e}", file=sys.stderr)
-    _write_report(args, summary)
-    print(f"{done} protected (key files beside them: <name>.png.jpkey), {failed} failed "
-          f"-> {args.out}")
-    return 1 if failed else 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:

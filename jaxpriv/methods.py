@@ -45,6 +45,43 @@ def within(low: float, high: float, open_low: bool = False) -> Check:
     return check
 
 
+PhotoFn = Callable[[np.ndarray, Sequence[Face], jax.Array], tuple[np.ndarray, tuple[bytes, ...]]]
+"""What the pipeline runs on one photo, faces or none: (pixels, faces, key) → (pixels, the bytes of
+each of the method's extra files, in the order of :attr:`MethodRun.extra_suffixes`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodRun:
+    """A method as built by the registry, with what writing files needs beyond its
+    :data:`~jaxpriv.methods.ProtectFn`. Callable like ``protect`` (evaluation sweeps and the demo
+    use it as a plain ProtectFn: in memory, keyed by the pipeline's key, nothing written)."""
+
+    protect: ProtectFn
+    start: Callable[[], PhotoFn] | None = None
+    """Called once per run by :func:`protect_files`, before any file is written (e.g. to read a
+    password); its function replaces ``protect`` on every photo. None: ``protect`` on faces."""
+    extra_suffixes: tuple[str, ...] = ()
+    """Files written beside each output as ``<output><suffix>`` (mode 0600, atomic, never over an
+    existing file without ``overwrite``; the output is removed again if one cannot be written)."""
+    reversible: bool = False
+    """Restored bit for bit later: PNG only, photos only (videos are re-encoded lossily), nothing
+    may change its pixels afterwards (plates) and its randomness is its own (no seed)."""
+
+    def __call__(self, image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
+        return self.protect(image, faces, key)
+
+    def photo_fn(self) -> PhotoFn:
+        """The per-photo function of a run (calls :attr:`start` if there is one)."""
+        if self.start is not None:
+            return self.start()
+
+        def photo(image: np.ndarray, faces: Sequence[Face], key: jax.Array
+                  ) -> tuple[np.ndarray, tuple[bytes, ...]]:
+            return (self.protect(image, faces, key) if faces else image), ()
+
+        return photo
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """A method option: CLI flag ``--<name with dashes>``, also a sweepable eval parameter.

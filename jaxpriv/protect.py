@@ -6,6 +6,10 @@ For every image: load (validated, EXIF-oriented, converted to sRGB) → detect f
 still dropped) and reported. A bad file is skipped with its reason and the run goes on; the
 summary counts processed / without face / failed. Videos (``io.VIDEO_EXTENSIONS``) and live
 streams go through :func:`jaxpriv.video.protect_video` into ``<stem>.mp4``.
+
+A method whose build returns a :class:`MethodRun` (``mask``) also writes files beside each output
+(its sealed key file), sets up once per run (reads its password) and, being reversible, takes
+photos only and writes PNG only.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from tqdm import tqdm
 from jaxpriv import io, video
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import detect_faces
-from jaxpriv.methods import ProtectFn
+from jaxpriv.methods import MethodRun, ProtectFn
 
 if TYPE_CHECKING:
     from jaxpriv.deid.plates import PlateSource
@@ -68,6 +72,29 @@ class Summary:
     def line(self) -> str:
         return (f"{self.count('protected')} protected, {self.count('no_face')} without a face "
                 f"(written unchanged), {self.count('failed')} failed")
+
+
+def extra_path(output: Path, suffix: str) -> Path:
+    """``OUT/<stem>.png`` + ``.jpkey`` → ``OUT/<stem>.png.jpkey``."""
+    return output.with_name(output.name + suffix)
+
+
+def save_with_extras(
+    output: Path, pixels: np.ndarray, extras: dict[Path, bytes], overwrite: bool = False,
+    inputs: Sequence[Path | str] = (),
+) -> None:
+    """Save ``pixels`` to ``output`` and each extra file (mode 0600) beside it, all through
+    :func:`jaxpriv.io.write_bytes_atomic`; if an extra file cannot be written, what was written
+    is removed again, so no output is left without its extra files."""
+    written = [io.save_image(output, pixels, overwrite=overwrite, inputs=inputs)]
+    try:
+        for path, data in extras.items():
+            written.append(io.write_bytes_atomic(path, data, overwrite=overwrite, inputs=inputs,
+                                                 mode=0o600))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 PLATE_STREAM = 0x706C74  # folded into an image's key for its licence plates
@@ -146,7 +173,7 @@ def plan_outputs(
 def protect_files(
     inputs: Sequence[str],
     out_dir: str | Path,
-    protect: ProtectFn,
+    protect: ProtectFn | MethodRun,
     method: str,
     seed: int | None = None,
     overwrite: bool = False,
@@ -161,7 +188,12 @@ def protect_files(
     it reads them from the file names (``plates.from_names``) the outputs get neutral names
     (:func:`plan_outputs`), and only the summary (``--json``) maps inputs to outputs.
     ``seed=None`` draws a 64-bit seed from the OS (``secrets``) and does not record it: whoever
-    knows the seed can regenerate the noise, so only a seed the user chose is reproducible."""
+    knows the seed can regenerate the noise, so only a seed the user chose is reproducible.
+    A :class:`MethodRun` adds its extra files; a reversible one refuses ``seed``, ``plates`` and
+    a ``--format`` other than PNG up front, and fails each video or stream with its reason."""
+    run = protect if isinstance(protect, MethodRun) else MethodRun(protect)
+    if run.reversible:
+        ext = _reversible_checks(method, seed, plates, ext)
     out_dir = Path(out_dir)
     recorded = seed
     if seed is None:
@@ -170,32 +202,51 @@ def protect_files(
     if not pairs:
         raise JaxprivError("no images found in the given paths")
     all_inputs = [p for p, _ in pairs]
+    photo = run.photo_fn()
     summary = Summary(method, recorded)
     for path, out in tqdm(pairs, desc=f"protect ({method})", unit="img", disable=len(pairs) < 2):
         try:
-            io.check_writable(out, overwrite=overwrite, inputs=all_inputs)
+            is_video = isinstance(path, str) or video.is_video(path)
+            if run.reversible and is_video:
+                raise JaxprivError(f"{io._name(path)}: videos and streams are lossy; --method "
+                                   f"{method} protects photos only (PNG, reversible)")
+            extras = [extra_path(out, s) for s in run.extra_suffixes]
+            for target in (out, *extras):
+                io.check_writable(target, overwrite=overwrite, inputs=all_inputs)
             rel = out.relative_to(out_dir).as_posix()
             if isinstance(path, str):  # a stream: no file to hash
                 key = image_key(seed, rel)
             else:
                 key = image_key(seed, rel, file_sha256(path))
-            if isinstance(path, str) or video.is_video(path):
-                r = video.protect_video(path, out, protect, key, video_options, overwrite)
+            if is_video:
+                r = video.protect_video(path, out, run.protect, key, video_options, overwrite)
                 summary.files.append(FileResult(str(path), str(out), "protected" if r.tracks
                                                 else "no_face", r.tracks,
                                                 video=dataclasses.asdict(r)))
                 continue
             pixels = io.load_image(path)
             faces = detect_faces(pixels, upsample=upsample)
-            if faces:
-                pixels = protect(pixels, faces, key)
+            pixels, extra_data = photo(pixels, faces, key)
             n_plates = 0
             if plates is not None:  # own key stream, independent of the face method's
                 pixels, n_plates = plates(path, pixels, jax.random.fold_in(key, PLATE_STREAM))
-            io.save_image(out, pixels, overwrite=overwrite, inputs=all_inputs)
+            save_with_extras(out, pixels, dict(zip(extras, extra_data, strict=True)),
+                             overwrite=overwrite, inputs=all_inputs)
             status = "protected" if faces or n_plates else "no_face"
             summary.files.append(FileResult(str(path), str(out), status, len(faces),
                                             plates=n_plates))
         except JaxprivError as e:
             summary.files.append(FileResult(str(path), None, "failed", reason=str(e)))
     return summary
+
+
+def _reversible_checks(method: str, seed: int | None, plates: PlateSource | None,
+                       ext: str | None) -> str:
+    """Refuse what a reversible method would ignore or break; its output extension (png)."""
+    for flag, given in (("--seed", seed is not None), ("--plates", plates is not None)):
+        if given:
+            raise JaxprivError(f"{flag} does not apply to --method {method}")
+    if ext is not None and ext.lower().lstrip(".") != "png":
+        raise JaxprivError(f"--format {ext}: --method {method} writes PNG only (lossless); a "
+                           "lossy format would destroy the bits needed to restore")
+    return "png"

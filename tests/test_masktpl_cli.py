@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from jaxpriv.cli import main
+from jaxpriv.errors import JaxprivError
 from jaxpriv.io import load_image, save_image
 from jaxpriv.masktpl.model import MODEL_ENV, save_model
 
@@ -124,3 +125,58 @@ def test_no_password_file_and_no_terminal(model_dir: Path, tmp_path: Path) -> No
         assert res.returncode == 2, res.stderr
         assert "not a terminal" in res.stderr and res.stderr.count("\n") == 1
         assert not (tmp_path / "o").exists()
+
+
+def test_mask_through_protect_files(env: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """Issue 16.1: the mask goes through the one ``protect_files`` loop. Built from the registry
+    with its ``password_file`` it writes each PNG with its sealed key file (the password used to
+    be dropped there: no key file, nothing restorable); videos and streams fail with a "lossy"
+    reason while the run goes on; an existing key file is refused and leaves no output."""
+    import shutil
+
+    from jaxpriv.masktpl.xor import restore_file
+    from jaxpriv.methods import get_method
+    from jaxpriv.protect import protect_files
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(SAMPLES / "obama.jpg", src / "obama.jpg")
+    (src / "clip.mp4").write_bytes(b"not read: refused by its name")
+    run = get_method("mask").make(bits=2, password_file=str(env / "pw"))
+    out = tmp_path / "out"
+    summary = protect_files([str(src), "rtsp://example.invalid/live"], out, run, "mask")
+    status = {Path(f.input).name: (f.status, f.reason or "") for f in summary.files}
+    assert status["obama.jpg"] == ("protected", "")
+    for name in ("clip.mp4", "live"):
+        assert status[name][0] == "failed" and "lossy" in status[name][1], status
+    assert summary.seed is None
+    assert sorted(p.name for p in out.iterdir()) == ["obama.png", "obama.png.jpkey"]
+    restored = restore_file(out / "obama.png", tmp_path / "back" / "obama.png",
+                            PASSWORD.encode())
+    np.testing.assert_array_equal(load_image(restored), load_image(SAMPLES / "obama.jpg"))
+
+    (out / "obama.png").unlink()  # the key file alone is left: it is never replaced
+    again = protect_files([str(src / "obama.jpg")], out, run, "mask")
+    assert again.files[0].status == "failed" and "exists" in again.files[0].reason
+    assert not (out / "obama.png").exists()
+    for kwargs in ({"seed": 1}, {"ext": "jpg"}):
+        with pytest.raises(JaxprivError, match="does not apply|PNG only"):
+            protect_files([str(src / "obama.jpg")], tmp_path / "o2", run, "mask", **kwargs)
+    assert not (tmp_path / "o2").exists()
+
+
+def test_mask_in_memory_needs_no_password(env: Path) -> None:
+    """Evaluation sweeps call the registry's mask in memory: keyed by the pipeline's key, no
+    password read (stdin is not a terminal under pytest), nothing written."""
+    import jax
+
+    from jaxpriv.faces import detect_faces
+    from jaxpriv.masktpl.xor import protect_image
+    from jaxpriv.methods import get_method
+
+    image = load_image(SAMPLES / "obama.jpg")
+    faces = detect_faces(image)
+    key = jax.random.key(7)
+    got = get_method("mask").make(bits=2)(image, faces, key)
+    np.testing.assert_array_equal(got, protect_image(image, faces, key, 2)[0])
+    assert not np.array_equal(got, image)

@@ -1,8 +1,10 @@
 """The ``mask`` entry of the method registry (``jaxpriv protect --method mask``).
 
-Through the generic pipeline (evaluation sweeps) the image's ``jax.random`` key keys the template
-directly and nothing reversible is kept; the CLI's dedicated path
-(:func:`jaxpriv.cli.protect_mask`) derives the key from a password and writes key files."""
+Its build is a :class:`jaxpriv.methods.MethodRun`. Written to files by
+:func:`jaxpriv.protect.protect_files` it is reversible: the password (``password_file`` or a
+prompt, read once per run) and a fresh salt per photo key the template, and each output gets its
+sealed key file ``<output>.jpkey``. Called in memory (evaluation sweeps, the demo) the image's
+``jax.random`` key keys the template directly and nothing reversible is kept (no password)."""
 
 from __future__ import annotations
 
@@ -12,19 +14,32 @@ import jax
 import numpy as np
 
 from jaxpriv.faces import Face
-from jaxpriv.masktpl.xor import DEFAULT_BITS, protect_image
-from jaxpriv.methods import MethodSpec, Option, ProtectFn, register_method
+from jaxpriv.masktpl.keys import read_password
+from jaxpriv.masktpl.model import load_model
+from jaxpriv.masktpl.xor import DEFAULT_BITS, KEY_SUFFIX, protect_image, protect_sealed
+from jaxpriv.methods import MethodRun, MethodSpec, Option, PhotoFn, register_method
 
 
-def mask_method(bits: int = DEFAULT_BITS, password_file: str | None = None) -> ProtectFn:
-    """x ⊕ (M ⊙ P) with the shipped mask model, keyed by the pipeline's key (not reversible
-    from a password: use ``jaxpriv protect --method mask`` for that)."""
-    del password_file  # only the CLI's reversible path uses it
+def mask_method(bits: int = DEFAULT_BITS, password_file: str | None = None) -> MethodRun:
+    """x ⊕ (M ⊙ P) with the shipped mask model: keyed by the pipeline's key in memory, by the
+    password and a fresh salt (plus a sealed key file) when written by ``protect_files``."""
 
     def protect(image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
         return protect_image(image, faces, key, bits)[0]
 
-    return protect
+    def start() -> PhotoFn:
+        password = read_password(password_file, confirm=True)
+        model = load_model()
+
+        def photo(image: np.ndarray, faces: Sequence[Face], key: jax.Array
+                  ) -> tuple[np.ndarray, tuple[bytes, ...]]:
+            del key  # the randomness is the password's: restore needs only it and the key file
+            protected, sealed = protect_sealed(image, faces, password, bits, model)
+            return protected, (sealed,)
+
+        return photo
+
+    return MethodRun(protect, start=start, extra_suffixes=(KEY_SUFFIX,), reversible=True)
 
 
 register_method(MethodSpec(

@@ -148,6 +148,37 @@ def check_lossless(path: Path) -> None:
                            "restore the original")
 
 
+def protect_sealed(
+    image: np.ndarray,
+    faces: Sequence[Face],
+    password: bytes,
+    k: int = DEFAULT_BITS,
+    model: MaskModel | None = None,
+    kdf: K.KdfParams | None = None,
+    name: str = "image",
+) -> tuple[np.ndarray, bytes]:
+    """Protect a uint8 photo with a key derived from ``password`` and a fresh salt; returns
+    (protected pixels, sealed key-file bytes). The result is restored in memory and compared
+    first: a pad that would not regenerate identically is an error, never a written image."""
+    model = load_model() if model is None else model
+    kdf = K.KdfParams() if kdf is None else kdf
+    salt, derived = K.new_keys(password, kdf)
+    key = K.prng_key(derived.secret)
+    protected, digests = protect_image(image, faces, key, k, model)
+    again, digests2 = restore_image(protected, faces, key, k, model)
+    if digests2 != digests or not np.array_equal(again, image):
+        raise JaxprivError(f"{name}: the pad does not regenerate identically on this machine; "
+                           "refusing to write an image that could not be restored")
+    payload = {
+        "format": FORMAT, "method": "mask", "bits": int(k), "model": model.fingerprint,
+        "image_shape": list(image.shape), "faces": [face_to_json(f) for f in faces],
+        "protected_sha256": K.pixels_sha256(protected),
+        "original_sha256": K.pixels_sha256(image), "pad_sha256": digests,
+        "jax": jax.__version__,
+    }
+    return protected, K.seal(payload, derived, salt, kdf)
+
+
 def protect_file(
     source: str | Path,
     output: str | Path,
@@ -160,41 +191,21 @@ def protect_file(
     faces: Sequence[Face] | None = None,
 ) -> Protected:
     """Protect one photo into ``output`` (PNG) and write its sealed key file beside it
-    (``output.jpkey``, mode 0600). Faces are detected (``upsample``) unless given. The result is
-    restored in memory and compared before anything is written."""
+    (``output.jpkey``, mode 0600) with :func:`protect_sealed`. Faces are detected (``upsample``)
+    unless given. For folders, ``jaxpriv protect --method mask`` runs the same steps through
+    :func:`jaxpriv.protect.protect_files`."""
     from jaxpriv.faces import detect_faces
+    from jaxpriv.protect import save_with_extras
 
     output = Path(output)
     check_lossless(output)
     key_file = key_path_for(output)
     for p in (output, key_file):
-        if p.exists() and not overwrite:
-            raise JaxprivError(f"{p}: exists (use --overwrite)")
-    model = load_model() if model is None else model
+        io.check_writable(p, overwrite=overwrite, inputs=[source])
     image = io.load_image(source)
     faces = detect_faces(image, upsample=upsample) if faces is None else list(faces)
-    kdf = K.KdfParams() if kdf is None else kdf
-    salt, derived = K.new_keys(password, kdf)
-    key = K.prng_key(derived.secret)
-    protected, digests = protect_image(image, faces, key, k, model)
-    again, digests2 = restore_image(protected, faces, key, k, model)
-    if digests2 != digests or not np.array_equal(again, image):
-        raise JaxprivError(f"{source}: the pad does not regenerate identically on this machine; "
-                           "refusing to write an image that could not be restored")
-    payload = {
-        "format": FORMAT, "method": "mask", "bits": int(k), "model": model.fingerprint,
-        "image_shape": list(image.shape), "faces": [face_to_json(f) for f in faces],
-        "protected_sha256": K.pixels_sha256(protected),
-        "original_sha256": K.pixels_sha256(image), "pad_sha256": digests,
-        "jax": jax.__version__,
-    }
-    sealed = K.seal(payload, derived, salt, kdf)
-    io.save_image(output, protected, overwrite=overwrite, inputs=[source])
-    try:
-        K.write_key_file(key_file, sealed, overwrite=overwrite)
-    except BaseException:
-        output.unlink(missing_ok=True)
-        raise
+    protected, sealed = protect_sealed(image, faces, password, k, model, kdf, str(source))
+    save_with_extras(output, protected, {key_file: sealed}, overwrite=overwrite, inputs=[source])
     return Protected(output, key_file, len(faces))
 
 
