@@ -144,8 +144,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
 
 
 def _input_files(args: argparse.Namespace) -> list[Path]:
-    from jaxpriv.io import iter_media
-    from jaxpriv.video import is_stream
+    from jaxpriv.io import is_stream, iter_media
 
     return iter_media([a for a in args.inputs if not is_stream(a)])
 
@@ -218,7 +217,8 @@ def _video_args(pr: argparse.ArgumentParser) -> None:
 
 
 def _video_inputs(args: argparse.Namespace) -> tuple[list[str], object]:
-    from jaxpriv.video import VideoOptions, camera_source
+    from jaxpriv.io import camera_source
+    from jaxpriv.video import VideoOptions
 
     if args.camera is not None and args.camera < 0:
         raise JaxprivError(f"--camera must be >= 0, got {args.camera}")

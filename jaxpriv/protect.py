@@ -125,12 +125,12 @@ def plan_outputs(
     file names encode what the pixels hide (CCPD plates)."""
     pairs: list[tuple[Path | str, Path]] = []
     for arg in inputs:
-        if video.is_stream(arg):
-            pairs.append((str(arg), out_dir / f"{video.stream_name(str(arg))}.mp4"))
+        if io.is_stream(arg):
+            pairs.append((str(arg), out_dir / f"{io.stream_name(str(arg))}.mp4"))
             continue
         root = Path(arg) if Path(arg).is_dir() else None
         for path in io.iter_media([arg]):
-            out = (video.video_output_path(path, root, out_dir) if video.is_video(path)
+            out = (io.video_output_path(path, root, out_dir) if io.is_video(path)
                    else io.output_path(path, root, out_dir, ext))
             pairs.append((path, out))
     if neutral_names:
@@ -179,7 +179,7 @@ def protect_files(
                 key = image_key(seed, rel)
             else:
                 key = image_key(seed, rel, file_sha256(path))
-            if isinstance(path, str) or video.is_video(path):
+            if isinstance(path, str) or io.is_video(path):
                 r = video.protect_video(path, out, protect, key, video_options, overwrite)
                 summary.files.append(FileResult(str(path), str(out), "protected" if r.tracks
                                                 else "no_face", r.tracks,
