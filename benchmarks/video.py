@@ -27,6 +27,8 @@ import numpy as np
 
 from jaxpriv.machine import cpu_model
 
+ROOT = Path(__file__).resolve().parents[1]
+
 CHANGED = 8.0
 """A face counts as changed when mean |out − in| over the middle of its true box exceeds this
 many grey levels (H.264 re-encoding alone gives ~2, blur ~20)."""
@@ -160,16 +162,17 @@ def run_jaxpriv(name: str, protect: Callable, clip: Any, detect_every: int,
     import jax
 
     from jaxpriv import video
+    from jaxpriv.video import pipeline
 
     protected: list[list[tuple]] = []
-    real = video.protect_frame
+    real = pipeline.protect_frame
 
     def recording(frame: np.ndarray, tracked: Sequence[Any], fn: Callable, key: Any) -> Any:
         protected.append([tf.face.box for tf in tracked])
         return real(frame, tracked, fn, key)
 
     out = out_dir / f"{name}_{detect_every}.mp4"
-    video.protect_frame = recording
+    pipeline.protect_frame = recording  # where protect_video looks it up
     try:
         c0, t0 = cpu_now(), time.perf_counter()
         r = video.protect_video(clip.path, out, protect, jax.random.key(0),
@@ -177,7 +180,7 @@ def run_jaxpriv(name: str, protect: Callable, clip: Any, detect_every: int,
                                 overwrite=True)
         seconds, cpu = time.perf_counter() - t0, cpu_now() - c0
     finally:
-        video.protect_frame = real
+        pipeline.protect_frame = real
     row = Row(f"jaxpriv {name}", detect_every, r.frames, seconds, cpu, bridged=r.bridged,
               extra={"tracks": r.tracks, "detect_calls": r.detect_calls, "audio": r.audio})
     w, h = clip.size
@@ -262,7 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jaxpriv.faces import detect_faces
     from jaxpriv.io import load_image
     from jaxpriv.methods import get_method, method_names
-    from jaxpriv.video import synthetic_clip
+
+    sys.path.insert(0, str(ROOT))  # run as a script: make ``benchmarks`` importable
+    from benchmarks.clips import synthetic_clip
 
     info = machine()
     names = (args.methods.split(",") if args.methods

@@ -19,16 +19,11 @@ import numpy as np
 from jaxpriv.demo import add_demo_parser
 from jaxpriv.errors import JaxprivError
 from jaxpriv.eval import add_eval_parser
+from jaxpriv.io.messages import shown
 from jaxpriv.protect import seed_arg
 
 EXIT_ERROR = 2
 SAMPLES = Path(__file__).parent / "samples"
-
-
-def _shown(path: object) -> str:
-    """A file name for a one-line message: control characters escaped (a hostile name must not
-    break the line or drive the terminal), as ``jaxpriv.io`` does in its errors."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(path))
 
 
 def _recognizer(args: argparse.Namespace):  # noqa: ANN202
@@ -134,10 +129,10 @@ def cmd_protect(args: argparse.Namespace) -> int:
         if f.status == "failed":
             print(f"failed: {f.reason}", file=sys.stderr)
         elif f.status == "no_face":
-            print(f"no face: {_shown(f.input)} (written unchanged to {_shown(f.output)})",
+            print(f"no face: {shown(f.input)} (written unchanged to {shown(f.output)})",
                   file=sys.stderr)
         if f.video:
-            _print_video(_shown(f.input), f.video)
+            _print_video(shown(f.input), f.video)
     _write_report(args, summary)
     beside = "".join(f"; beside each output: <output>{s}" for s in extras)
     print(f"{summary.line()}{beside} -> {args.out}")
@@ -145,8 +140,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
 
 
 def _input_files(args: argparse.Namespace) -> list[Path]:
-    from jaxpriv.io import iter_media
-    from jaxpriv.video import is_stream
+    from jaxpriv.io import is_stream, iter_media
 
     return iter_media([a for a in args.inputs if not is_stream(a)])
 
@@ -219,7 +213,8 @@ def _video_args(pr: argparse.ArgumentParser) -> None:
 
 
 def _video_inputs(args: argparse.Namespace) -> tuple[list[str], object]:
-    from jaxpriv.video import VideoOptions, camera_source
+    from jaxpriv.io import camera_source
+    from jaxpriv.video import VideoOptions
 
     if args.camera is not None and args.camera < 0:
         raise JaxprivError(f"--camera must be >= 0, got {args.camera}")

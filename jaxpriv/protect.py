@@ -29,6 +29,7 @@ from tqdm import tqdm
 from jaxpriv import io, video
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import detect_faces
+from jaxpriv.io.messages import shown
 from jaxpriv.methods import MethodRun, ProtectFn
 
 if TYPE_CHECKING:
@@ -152,12 +153,12 @@ def plan_outputs(
     file names encode what the pixels hide (CCPD plates)."""
     pairs: list[tuple[Path | str, Path]] = []
     for arg in inputs:
-        if video.is_stream(arg):
-            pairs.append((str(arg), out_dir / f"{video.stream_name(str(arg))}.mp4"))
+        if io.is_stream(arg):
+            pairs.append((str(arg), out_dir / f"{io.stream_name(str(arg))}.mp4"))
             continue
         root = Path(arg) if Path(arg).is_dir() else None
         for path in io.iter_media([arg]):
-            out = (video.video_output_path(path, root, out_dir) if video.is_video(path)
+            out = (io.video_output_path(path, root, out_dir) if io.is_video(path)
                    else io.output_path(path, root, out_dir, ext))
             pairs.append((path, out))
     if neutral_names:
@@ -206,9 +207,9 @@ def protect_files(
     summary = Summary(method, recorded)
     for path, out in tqdm(pairs, desc=f"protect ({method})", unit="img", disable=len(pairs) < 2):
         try:
-            is_video = isinstance(path, str) or video.is_video(path)
+            is_video = isinstance(path, str) or io.is_video(path)
             if run.reversible and is_video:
-                raise JaxprivError(f"{io._name(path)}: videos and streams are lossy; --method "
+                raise JaxprivError(f"{shown(path)}: videos and streams are lossy; --method "
                                    f"{method} protects photos only (PNG, reversible)")
             extras = [extra_path(out, s) for s in run.extra_suffixes]
             for target in (out, *extras):

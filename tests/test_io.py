@@ -212,9 +212,9 @@ def test_bomb_caught_by_own_limit_when_pillow_limit_disabled(tmp_path: Path, mon
 
 def test_real_image_over_lowered_limit(tmp_path: Path, monkeypatch) -> None:
     path = _write(tmp_path / "big.png", _encode(Image.fromarray(_noise(200, 300)), "PNG"))
-    monkeypatch.setattr(jio, "MAX_PIXELS", 50_000)
+    monkeypatch.setattr(jio.read, "MAX_PIXELS", 50_000)
     _raises(path, "image too large (300x200 = 60000 px > limit 50000 px)")
-    monkeypatch.setattr(jio, "MAX_PIXELS", 60_000)
+    monkeypatch.setattr(jio.read, "MAX_PIXELS", 60_000)
     assert jio.load_image(path).shape == (200, 300, 3)
     _raises(path, "limit 59999 px", max_pixels=59_999)
 

@@ -23,7 +23,8 @@ def test_wheel_carries_checkpoints_and_samples(tmp_path: Path) -> None:
     assert shipped <= names, sorted(shipped - names)[:5]
     assert {f"jaxpriv/samples/{p.name}" for p in (ROOT / "jaxpriv" / "samples").iterdir()} <= names
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "jaxpriv").rglob("*.py")}
-    assert {"jaxpriv/eval/cli.py", "jaxpriv/deid/plates/codes.py"} <= modules
+    assert {"jaxpriv/eval/cli.py", "jaxpriv/deid/plates/codes.py", "jaxpriv/io/paths.py",
+            "jaxpriv/video/pipeline.py"} <= modules
     assert modules <= names, sorted(modules - names)[:5]  # every subpackage is listed
 
     site = tmp_path / "site"

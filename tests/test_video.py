@@ -21,12 +21,14 @@ import pytest
 
 av = pytest.importorskip("av")
 
+from benchmarks.clips import SyntheticClip, synthetic_clip  # noqa: E402
 from jaxpriv import io as jio  # noqa: E402
 from jaxpriv import tracking, video  # noqa: E402
 from jaxpriv.errors import JaxprivError  # noqa: E402
 from jaxpriv.faces import Face, detect_faces  # noqa: E402
 from jaxpriv.methods import get_method  # noqa: E402
 from jaxpriv.protect import protect_files  # noqa: E402
+from jaxpriv.video import pipeline  # noqa: E402
 
 from .conftest import SAMPLES, rgb  # noqa: E402
 
@@ -48,10 +50,10 @@ def obama() -> tuple[np.ndarray, list[Face]]:
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory, two_people) -> video.SyntheticClip:
+def clip(tmp_path_factory: pytest.TempPathFactory, two_people) -> SyntheticClip:
     """2 s, 15 fps, 320×240, pan + zoom over two faces, 440 Hz AAC."""
     path = tmp_path_factory.mktemp("clips") / "two.mp4"
-    return video.synthetic_clip(path, *two_people, seconds=2.0, fps=15, pan=0.15)
+    return synthetic_clip(path, *two_people, seconds=2.0, fps=15, pan=0.15)
 
 
 def inner(box: Sequence[float], shape: tuple[int, ...], shrink: float = 0.15) -> tuple[slice, ...]:
@@ -73,7 +75,7 @@ def face_changes(src: Path, out: Path, boxes: list[list[tuple]]) -> np.ndarray:
     return np.array(rows)
 
 
-def truth_detector(clip: video.SyntheticClip, miss: set[int] = frozenset(),
+def truth_detector(clip: SyntheticClip, miss: set[int] = frozenset(),
                    every: int = 1):
     """A detector that returns the clip's true boxes (call i = frame i·every) except on calls
     in ``miss``."""
@@ -166,13 +168,13 @@ def test_detector_misses_are_bridged(clip, tmp_path: Path, monkeypatch) -> None:
     those frames' faces are still protected. With no bridging they are not (the check works)."""
     miss = {0, 1, 10, 11, 12, 13}
     calls = []
-    real = video.detect_faces
+    real = pipeline.detect_faces
 
     def flaky(image: np.ndarray, upsample: int = 1) -> list[Face]:
         calls.append(len(calls))
         return [] if calls[-1] in miss else real(image, upsample=upsample)
 
-    monkeypatch.setattr(video, "detect_faces", flaky)
+    monkeypatch.setattr(pipeline, "detect_faces", flaky)
     out = tmp_path / "bridged.mp4"
     r = video.protect_video(clip.path, out, get_method("blur").make(), jax.random.key(0), QUIET)
     assert len(calls) == 30 and r.frames == 30 and r.tracks == 2
@@ -243,7 +245,7 @@ def test_dppix_noise_follows_the_track(clip) -> None:
 
 
 def test_span_detect_every_and_scale(tmp_path: Path, obama) -> None:
-    src = video.synthetic_clip(tmp_path / "obama.mov", *obama, seconds=2.0, fps=15)
+    src = synthetic_clip(tmp_path / "obama.mov", *obama, seconds=2.0, fps=15)
     out = tmp_path / "span.mp4"
     opts = video.VideoOptions(start=0.5, end=1.5, detect_every=3, detect_scale=0.5,
                               progress=False)
@@ -265,8 +267,8 @@ def test_span_detect_every_and_scale(tmp_path: Path, obama) -> None:
 
 def test_rotation_tag_is_applied(tmp_path: Path, obama) -> None:
     """A phone clip stored sideways with a 90° display tag comes out upright, faces found."""
-    upright = video.synthetic_clip(tmp_path / "up.mp4", *obama, seconds=0.5, fps=10,
-                                   audio_hz=None)
+    upright = synthetic_clip(tmp_path / "up.mp4", *obama, seconds=0.5, fps=10,
+                             audio_hz=None)
     src = tmp_path / "phone.mp4"
     with av.open(str(src), "w") as out:
         s = out.add_stream("libx264", rate=10)
@@ -380,9 +382,9 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 def test_http_stream_through_protect_files(http_dir, obama, tmp_path: Path) -> None:
     root, base = http_dir
-    src = video.synthetic_clip(root / "live.mkv", *obama, seconds=1.0, fps=15)
+    src = synthetic_clip(root / "live.mkv", *obama, seconds=1.0, fps=15)
     url = f"{base}/live.mkv?token=1"
-    assert video.is_stream(url) and video.stream_name(url) == "live"
+    assert jio.is_stream(url) and jio.stream_name(url) == "live"
     out = tmp_path / "out"
     summary = protect_files([url], out, get_method("blur").make(), "blur", seed=1,
                             video_options=QUIET)
@@ -395,7 +397,7 @@ def test_http_stream_through_protect_files(http_dir, obama, tmp_path: Path) -> N
 
 def test_interrupted_stream_is_finished_cleanly(http_dir, two_people, tmp_path: Path) -> None:
     root, base = http_dir
-    clip = video.synthetic_clip(root / "cam.mkv", *two_people, seconds=1.0, fps=15)
+    clip = synthetic_clip(root / "cam.mkv", *two_people, seconds=1.0, fps=15)
     detect = truth_detector(clip)
 
     def stop_at_12(image: np.ndarray) -> list[Face]:
@@ -413,12 +415,12 @@ def test_interrupted_stream_is_finished_cleanly(http_dir, two_people, tmp_path: 
 
 
 def test_sources_and_names(tmp_path: Path) -> None:
-    assert video.is_stream("rtsp://10.0.0.1/cam") and video.is_stream("camera:0")
-    assert not video.is_stream("clip.mp4") and not video.is_stream("camera:x")
-    assert video.stream_name("camera:2") == "camera2"
-    assert video.stream_name("rtsp://host:554/") == "host_554"
-    assert video.camera_source(1) == "camera:1"
-    assert video.is_video("A.MKV") and not video.is_video("a.jpg")
+    assert jio.is_stream("rtsp://10.0.0.1/cam") and jio.is_stream("camera:0")
+    assert not jio.is_stream("clip.mp4") and not jio.is_stream("camera:x")
+    assert jio.stream_name("camera:2") == "camera2"
+    assert jio.stream_name("rtsp://host:554/") == "host_554"
+    assert jio.camera_source(1) == "camera:1"
+    assert jio.is_video("A.MKV") and not jio.is_video("a.jpg")
     with pytest.raises(JaxprivError, match="camera:9"):
         video.open_source("camera:9")  # no such device here
     with pytest.raises(JaxprivError, match="no such file"):
@@ -448,7 +450,7 @@ def test_cli_folder_mixing_photos_and_videos(tmp_path: Path, obama, capsys) -> N
     src = tmp_path / "in"
     (src / "trip").mkdir(parents=True)
     shutil.copy(SAMPLES / "obama2.jpg", src / "obama2.jpg")
-    video.synthetic_clip(src / "trip" / "walk.mkv", *obama, seconds=1.0, fps=10)
+    synthetic_clip(src / "trip" / "walk.mkv", *obama, seconds=1.0, fps=10)
     out = tmp_path / "out"
     res = run("protect", "--method", "mosaic", str(src), "-o", str(out), "--json",
               str(tmp_path / "r.json"), "--start", "0.2", "--detect-every", "2")
