@@ -144,7 +144,9 @@ def _markdown(r: dict) -> str:
         "",
         f"Hit: a detection with IoU ≥ {r['min_iou']} with the labelled box (`landmarks.csv`, "
         "YuNet on the source photo), or containing its centre. Extra: detections that are not "
-        "the labelled face (other people in the loose crop, or false alarms).",
+        "the labelled face (other people in the loose crop, or false alarms). Caveat: the "
+        "labels are YuNet's own detections on the source photos, so this set only holds faces "
+        "YuNet found once: its recall here is biased upwards (HOG has no such advantage).",
         "",
         "| setting | recall | hits | by IoU | by centre only | misses | identities with a miss "
         "| extra detections |",
