@@ -24,13 +24,16 @@ ApplyFn = Callable[[Any, jax.Array], jax.Array]
 @dataclasses.dataclass(frozen=True, eq=False)
 class Recognizer:
     """A face recognizer: ``apply(params, chips01) -> (N, D)`` embeddings, compared by Euclidean
-    distance; two faces are the same person when ``distance < threshold``."""
+    distance; two faces are the same person when ``distance < threshold``. ``alignment`` names
+    the chip geometry the network expects: ``"dlib150"`` (dlib's 5-point chip) or
+    ``"arcface112"`` (the ArcFace 5-point template, 112×112)."""
 
     name: str
     input_size: int
     threshold: float
     params: Any
     apply: ApplyFn
+    alignment: str = "dlib150"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_jitted", jax.jit(self.apply))
@@ -110,4 +113,4 @@ def load_recognizer(name: str = "dlib_resnet", **kw: Any) -> Recognizer:
 
 def _import_builtin() -> None:
     # Importing the modules runs their @register decorators.
-    from jaxpriv.recognizers import dlib_resnet, facenet  # noqa: F401
+    from jaxpriv.recognizers import dlib_resnet, facenet, sface  # noqa: F401
