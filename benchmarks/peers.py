@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = []  # clean dlib faces and embeddings per photo
     for _, image in photos:
         faces = detect_faces(image)
-        chips = extract_chips(image, faces, size=rec.input_size)[0]
+        chips = extract_chips(image, faces, rec)[0]
         truth.append((faces, rec.embed(chips) if faces else np.zeros((0, 128), np.float32)))
     tools: dict[str, Callable] = {}
     peer = deface_tool()
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             out, found = tool(image)
             row["faces_found"] += found
             if faces:
-                chips = extract_chips(out, faces, size=rec.input_size)[0]
+                chips = extract_chips(out, faces, rec)[0]
                 d = rec.distance(rec.embed(chips), clean)
                 row["recognised"] += int(np.sum(d < rec.threshold))
                 row["faces_truth"] += len(faces)

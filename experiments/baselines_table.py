@@ -73,7 +73,7 @@ def dark_references(data: Path) -> dict[str, float]:
     black = rec.embed(np.zeros((1, rec.input_size, rec.input_size, 3), np.uint8))[0]
     out = {}
     for ident in list_identities(data):
-        ref = rec.embed(prepare(ident.reference, rec.input_size, None).chip)[0]
+        ref = rec.embed(prepare(ident.reference, rec, None).chip)[0]
         d = float(rec.distance(ref, black))
         if d < rec.threshold:
             out[ident.name] = d

@@ -216,7 +216,7 @@ def cloak_targets(recognizer: str = "dlib_resnet") -> np.ndarray:
 
     rec = _recognizer(recognizer)
     chips = [c for p in sorted(_SAMPLES.glob("*.jpg"))
-             for c in extract_chips(load_image(p), size=rec.input_size)[0]]
+             for c in extract_chips(load_image(p), None, rec)[0]]
     return rec.embed(np.stack(chips))
 
 
@@ -320,7 +320,7 @@ def cloak(preset: str = "mid", steps: int = 10) -> ProtectFn:
     def protect(image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
         out = image.copy()
         for face in faces:
-            chips, transforms = extract_chips(out, [face], size=rec.input_size)
+            chips, transforms = extract_chips(out, [face], rec)
             chip = chips[0]
             own = rec.embed(chips)[0]
             target = targets[int(np.argmax(np.linalg.norm(targets - own, axis=-1)))]

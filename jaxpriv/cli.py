@@ -40,7 +40,7 @@ def _face_embedding(path: Path, rec) -> np.ndarray:  # noqa: ANN001
 
     image = load_image(path)
     face = require_one_face(image, str(path))
-    chips, _ = extract_chips(image, [face], size=rec.input_size)
+    chips, _ = extract_chips(image, [face], rec)
     return rec.embed(chips)[0]
 
 
@@ -60,7 +60,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                           "threshold": rec.threshold, "recognizer": rec.name}))
     else:
         verdict = "same person" if same else "different people"
-        print(f"distance {distance:.4f} ({rec.name}, threshold {rec.threshold}): {verdict}")
+        print(f"distance {distance:.4f} ({rec.name}, threshold {rec.threshold:.4g}): {verdict}")
     return 0
 
 
@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def recognizer_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--recognizer", default="dlib_resnet",
-                        help="face recognizer (dlib_resnet, facenet); default dlib_resnet")
+                        help="face recognizer (dlib_resnet, sface, facenet); default dlib_resnet")
         sp.add_argument("--weights", default=None,
                         help="weights file for recognizers that ship none (facenet: a .pt)")
 

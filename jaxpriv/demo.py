@@ -77,7 +77,7 @@ def run_demo(out_dir: str | Path = "jaxpriv-demo", overwrite: bool = False,
     for path in sample_photos():
         image = load_image(path)
         faces = detect_faces(image)
-        chips, _ = extract_chips(image, faces, size=rec.input_size)
+        chips, _ = extract_chips(image, faces, rec)
         photos.append((path, image, faces, rec.embed(chips)))
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -91,7 +91,7 @@ def run_demo(out_dir: str | Path = "jaxpriv-demo", overwrite: bool = False,
                 prot = protect(image, faces, image_key(seed, path.name))
                 seconds += time.perf_counter() - t0
                 n_faces += len(faces)
-                chips, _ = extract_chips(prot, faces, size=rec.input_size)
+                chips, _ = extract_chips(prot, faces, rec)
                 d = rec.distance(rec.embed(chips), clean)
                 rows.append({"photo": path.name, "distance": [round(float(v), 4) for v in d],
                              "same_person": [bool(v < rec.threshold) for v in d],

@@ -108,8 +108,9 @@ class Prepared:
     crop: bool
 
 
-def prepare(path: Path, size: int, aligned_crops: bool | None) -> Prepared:
-    """Load ``path`` and find its face (largest detection; for crops the photo's face)."""
+def prepare(path: Path, alignment: Any, aligned_crops: bool | None) -> Prepared:
+    """Load ``path`` and find its face (largest detection; for crops the photo's face); its chip
+    in ``alignment`` (a recognizer: its own alignment and size; see ``extract_chips``)."""
     image = load_image(path)
     crop = is_aligned_crop(image) if aligned_crops is None else aligned_crops
     if crop:
@@ -121,13 +122,14 @@ def prepare(path: Path, size: int, aligned_crops: bool | None) -> Prepared:
         if not faces:
             raise JaxprivError(f"{path}: no face found")
         face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-    chips, _ = extract_chips(photo, [face], size=size)
+    chips, _ = extract_chips(photo, [face], alignment)
     return Prepared(photo, faces, face, chips[0], crop)
 
 
-def chip_at(photo: np.ndarray, face: Face, size: int) -> np.ndarray:
-    """The recognizer chip of ``face`` (clean geometry) cut from ``photo``."""
-    return extract_chips(photo, [face], size=size)[0][0]
+def chip_at(photo: np.ndarray, face: Face, alignment: Any) -> np.ndarray:
+    """The recognizer chip of ``face`` (clean geometry) cut from ``photo`` (``alignment``: a
+    recognizer, as in :func:`prepare`)."""
+    return extract_chips(photo, [face], alignment)[0][0]
 
 
 def jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
@@ -261,7 +263,6 @@ def evaluate(
     option_sets = list(option_sets) if option_sets else [{}]
     protects: list[ProtectFn] = [spec.make(**o) for o in option_sets]
     rec = load_recognizer(recognizer, **({"weights": weights} if weights else {}))
-    size = rec.input_size
     identities = list_identities(data, max_per_identity)
     split = split_of(spec.name, option_sets, [i.name for i in identities])
     if unseen_only:
@@ -276,7 +277,7 @@ def evaluate(
     ref_emb, skipped = {}, []
     for ident in tqdm(identities, desc="references", unit="img", disable=not progress):
         try:
-            ref_emb[ident.name] = rec.embed(prepare(ident.reference, size, aligned_crops).chip)[0]
+            ref_emb[ident.name] = rec.embed(prepare(ident.reference, rec, aligned_crops).chip)[0]
         except JaxprivError as e:
             skipped.append(str(e))
     names = [i.name for i in identities if i.name in ref_emb]
@@ -292,7 +293,7 @@ def evaluate(
     root = Path(data)
     for ident_idx, path in tqdm(todo, desc=f"eval {method}", unit="probe", disable=not progress):
         try:
-            prep = prepare(path, size, aligned_crops)
+            prep = prepare(path, rec, aligned_crops)
         except JaxprivError as e:
             skipped.append(str(e))
             continue
@@ -307,7 +308,7 @@ def evaluate(
             t0 = time.perf_counter()
             out = protect(prep.photo, prep.faces, key)
             acc.ms_per_face.append(1000 * (time.perf_counter() - t0) / len(prep.faces))
-            chips = [chip_at(x, prep.face, size) for x in (out, jpeg(out), down_up(out))]
+            chips = [chip_at(x, prep.face, rec) for x in (out, jpeg(out), down_up(out))]
             unchanged = [np.array_equal(c, prep.chip) for c in chips]
             emb = rec.embed(np.stack(chips))
             emb = [e_clean if u else e for u, e in zip(unchanged, emb, strict=True)]
