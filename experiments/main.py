@@ -1,7 +1,7 @@
 """Run an experiment from an ml_collections config file.
 
-    python -m experiments.main --config experiments/configs/verify_baseline.py \
-        [--config.max_per_identity=3 ...]
+    python -m experiments.main --config experiments/configs/verify_table.py \
+        [--config.<field>=... to override a config value]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``jaxpriv eval`` protocol: how well a method hides identities, and what it costs.
 
-Protocol (as ``experiments/verify_baseline.py``): ``DATA/<identity>/<images>``; the first readable
+Protocol: ``DATA/<identity>/<images>``; the first readable
 image of each identity (sorted file names) is its reference portrait, the others are probes.
 Every probe is protected and compared with its identity's CLEAN reference by the recognizer.
 
