@@ -69,8 +69,9 @@ def verification_table(emb: np.ndarray, labels: np.ndarray, refs: np.ndarray, th
             "rows": rows}
 
 
-def run(config: ml_collections.ConfigDict) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Embed the folder, compute the table, write JSON + Markdown with the command."""
+    del workdir  # writes only the committed results files of the config (out_*)
     start = time.time()
     emb, labels, refs = embed_dataset(config)
     rec = load_recognizer(config.recognizer)

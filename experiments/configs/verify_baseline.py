@@ -1,6 +1,6 @@
 """Baseline verification of a recognizer on an identity-labelled face folder (no protection).
 
-Run: python -m experiments.main --config experiments/configs/verify_baseline.py
+Run: python -m experiments.main --config experiments/configs/verify_baseline.py --workdir DIR
 Shrink for a smoke run: --config.max_per_identity=3
 """
 
