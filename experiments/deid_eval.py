@@ -167,8 +167,12 @@ def cached_projection(config: ml_collections.ConfigDict, ckpt: Path, project: Pr
     return out
 
 
-def run(config: ml_collections.ConfigDict) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+    """Measure every mechanism and the baselines; write ``out_json``, ``out_md``, ``out_png``
+    (caches in ``cache_dir``, default ``workdir/cache``)."""
     t0 = time.time()
+    config = config.copy_and_resolve_references()
+    config.cache_dir = config.cache_dir or str(Path(workdir) / "cache")
     ckpt = checkpoint_path(config.checkpoint)
     gen = load_generator(ckpt)
     rec = load_recognizer("dlib_resnet")

@@ -108,8 +108,9 @@ def scene_counts(config: ml_collections.ConfigDict) -> list[dict]:
     return photos
 
 
-def run(config: ml_collections.ConfigDict) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Measure, write JSON + Markdown with the command and the machine."""
+    del workdir  # writes only the committed results files of the config (out_*)
     start = time.time()
     result = {"celeba299": celeba_recall(config), "scenes": scene_counts(config),
               "settings": list(config.settings), "min_iou": config.min_iou,

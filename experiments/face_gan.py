@@ -2,8 +2,9 @@
 
 Data: the glint 112×112 ArcFace crops → dlib-exact 150×150 chips
 (:func:`jaxpriv.faces.chips_from_aligned_crops`) → area-resized to ``resolution``; cached as .npy
-in ``cache_dir`` (computed once, ≈ 13 min on this machine). Identities held out by
-:func:`jaxpriv.data.split_identities` are never seen by the GAN (they are the evaluation faces).
+in ``cache_dir`` (default ``workdir/cache``; computed once, ≈ 13 min on this machine). Identities
+held out by :func:`jaxpriv.data.split_identities` are never seen by the GAN (they are the
+evaluation faces).
 
 Loop (built on the shared :mod:`jaxpriv.train` pieces): sharded jit step (batch on the mesh's
 ``data`` axis, state replicated and donated), orbax checkpoints (``workdir/checkpoints``) every
@@ -44,7 +45,7 @@ from jaxpriv.parallel import batch_sharding, make_mesh
 # ---------------------------------------------------------------- data
 
 
-def chip_cache(faces_dir: str, tfds_dir: str, cache_dir: str) -> dict:
+def chip_cache(faces_dir: str, tfds_dir: str, cache_dir: str | Path) -> dict:
     """dlib chips of every glint crop, cached: ``chips150.npy`` (uint8 (N, 150, 150, 3), memory
     mapped), ``chips64.npy`` and ``meta.json`` (filename, identity, identity_name lists in
     data-source order). Built on first use."""
@@ -123,16 +124,16 @@ def save_png(path: Path, rgb: np.ndarray, scale: int = 1) -> None:
 # ---------------------------------------------------------------- run
 
 
-def run(config: ml_collections.ConfigDict) -> dict:
-    """Train (resuming if possible) for at most ``max_minutes`` / up to ``max_steps``, then export.
-    Returns a summary dict (also written to ``workdir/summary.json``)."""
+def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+    """Train (resuming from ``workdir`` if possible) for at most ``max_minutes`` / up to
+    ``max_steps``, then export. Returns a summary (also written to ``workdir/summary.json``)."""
     t_start = time.time()
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     gc, tc = generator_config(config), train_config(config)
-    workdir = Path(config.workdir).absolute()
+    workdir = Path(workdir).absolute()
     jt.config_to_json(config, workdir / "config.json")
 
-    cache = chip_cache(config.faces_dir, config.tfds_dir, config.cache_dir)
+    cache = chip_cache(config.faces_dir, config.tfds_dir, config.cache_dir or workdir / "cache")
     train_idx, held_idx = identity_split(cache["meta"], config.holdout_fraction,
                                          config.split_seed)
     if config.resolution == 64:

@@ -1,25 +1,40 @@
-"""Run an experiment from an ml_collections config file.
+"""Run an experiment: ``run(config, workdir)`` of ``experiments/<config.experiment>.py``.
 
     python -m experiments.main --config experiments/configs/verify_table.py \
-        [--config.<field>=... to override a config value]
+        --workdir /tmp/verify_table [--config.<field>=... to override a config value]
+
+``--workdir`` (required) holds what a run writes besides its committed results: checkpoints,
+logs, caches, generated data. It is made absolute from the current directory; then the process
+changes into the repository root, so every relative path of a config (data such as
+``../shared/data/faces/glint``, ``ckpt/…``, ``experiments/results/…``) is read from the
+repository root, wherever the command was started.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 
-from absl import app
+from absl import app, flags
 from ml_collections import config_flags
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository root: relative config paths are resolved from here."""
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config (.py)",
                                           lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, logs, caches)",
+                               required=True)
 
 
 def main(argv: list[str]) -> None:
     del argv
     config = _CONFIG.value
+    workdir = Path(_WORKDIR.value).absolute()
+    os.chdir(ROOT)
     module = importlib.import_module(f"experiments.{config.experiment}")
-    module.run(config)
+    module.run(config, workdir)
 
 
 if __name__ == "__main__":

@@ -102,8 +102,9 @@ def _rates(d_clean: np.ndarray, d_prot: np.ndarray, d_rest: np.ndarray, t: float
             else float("nan")}
 
 
-def run(config: ml_collections.ConfigDict) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Protect, attack, restore every probe for each k; write Markdown + JSON + the figure."""
+    del workdir  # writes only the committed results files of the config (out_*)
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO

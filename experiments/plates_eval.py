@@ -159,8 +159,9 @@ def text_distances(plates: list, key: jax.Array, epsilon: float, draws: int,
 # --------------------------------------------------------------------------- run
 
 
-def run(config: ml_collections.ConfigDict) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Evaluate every dataset, write JSON, Markdown (with the command) and the figure."""
+    del workdir  # writes only the committed results files of the config (out_*)
     start = time.time()
     data = load_datasets(config)
     base = jax.random.key(config.seed)

@@ -1,6 +1,6 @@
 """Train SMGG (paper 000, Alg. 2, eq. 2–7) on sensitivity maps; resumable, sharded, logged.
 
-``run(config)`` (config: ``experiments/configs/smgg.py``):
+``run(config, workdir)`` (config: ``experiments/configs/smgg.py``):
 
 1. loads ``jaxpriv.smna.dataset.load_maps(config.maps_path)`` (or :func:`synthetic_maps`), keeps
    the map of ``config.noise`` and normalises it (:func:`jaxpriv.smna.smgg.normalize_maps`);
@@ -96,6 +96,9 @@ def load_data(config: ml_collections.ConfigDict,
         from jaxpriv.data.map_shards import shard_paths
         from jaxpriv.smna.dataset import load_maps
 
+        if not config.maps_path:
+            raise JaxprivError("set --config.maps_path to the --workdir of "
+                               "experiments/configs/smna_maps.py (or --config.synthetic=True)")
         path = Path(config.maps_path)
         data = _prepare(load_maps(path, "train", with_metadata=True), config)
         if (path / "manifest.json").is_file() and shard_paths(path / "heldout"):
@@ -225,10 +228,10 @@ def _compiled_step(mesh: jax.sharding.Mesh, lambda_l1: float, flip: bool) -> Any
                               mesh)
 
 
-def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
-    """Train (or resume) to ``config.num_steps``; returns ``{"state", "train", "eval"}`` (the
-    last logged metrics)."""
-    workdir = Path(config.workdir)
+def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Train (or resume from ``workdir``: checkpoints, metrics, config.json) to
+    ``config.num_steps``; returns ``{"state", "train", "eval"}`` (the last logged metrics)."""
+    workdir = Path(workdir)
     mesh = make_mesh(config.num_devices or None)
     if config.batch_size % mesh.size:
         raise JaxprivError(f"batch_size {config.batch_size} must be a multiple of the "

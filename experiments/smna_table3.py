@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxpriv.errors import JaxprivError
 from jaxpriv.machine import machine_description
 from jaxpriv.metrics import ssim_jax
 from jaxpriv.smna import noise as alg3
@@ -71,9 +72,15 @@ def score(x: jax.Array, change: jax.Array, ref: jax.Array, distance: Any,
             "l2": np.asarray(alg3.map_norm(change, "l2"))}
 
 
-def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
+def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Table III cells on the held-out maps of ``maps_path``; writes ``out_md``, ``out_json`` and
+    ``out_png`` (committed results: nothing goes to ``workdir``)."""
     from experiments.smgg import chip_distance_fn
 
+    del workdir
+    if not config.maps_path:
+        raise JaxprivError("set --config.maps_path to the --workdir of "
+                           "experiments/configs/smna_maps.py")
     held = load_maps(config.maps_path, "heldout", with_metadata=True)
     train = load_maps(config.maps_path, "train")
     n = len(held["image"])

@@ -44,7 +44,7 @@ from jaxpriv.io import load_image
 from jaxpriv.machine import machine_description
 from jaxpriv.recognizers import Recognizer, load_recognizer
 
-COMMAND = "python -m experiments.main --config experiments/configs/verify_table.py"
+COMMAND = "python -m experiments.main --config experiments/configs/verify_table.py --workdir DIR"
 ARCFACE_COLUMNS = ("reye", "leye", "nose", "rmouth", "lmouth")  # image-left first: ArcFace order
 
 ChipFn = Callable[[Sequence[Recognizer]], dict[str, np.ndarray]]

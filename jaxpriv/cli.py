@@ -105,17 +105,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_protect(args: argparse.Namespace) -> int:
     """Protect every face in the given photos/folders into OUTDIR."""
-    from jaxpriv.methods import MethodRun, all_options, get_method
+    from jaxpriv.methods import MethodRun, get_method, given_options
     from jaxpriv.protect import protect_files
 
     spec = get_method(args.method)
-    own = {o.name for o in spec.options}
-    given = {name: getattr(args, name) for name in all_options()
-             if getattr(args, name) is not None}
-    foreign = sorted(set(given) - own)
-    if foreign:
-        flags = ", ".join("--" + f.replace("_", "-") for f in foreign)
-        raise JaxprivError(f"{flags} not an option of --method {spec.name}")
+    given = given_options(args, spec)
     _check_report(args)
     protect = spec.make(**given)
     extras = protect.extra_suffixes if isinstance(protect, MethodRun) else ()
@@ -303,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     recognizer_args(e)
     e.set_defaults(func=cmd_embed)
 
-    from jaxpriv.methods import all_options, method_names
+    from jaxpriv.methods import add_option_flags, method_names
 
     pr = sub.add_parser("protect", help="protect the faces in photos and videos")
     pr.add_argument("inputs", nargs="*", help="photos, videos, folders (recursive), stream URLs")
@@ -317,9 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", default=None, help="write the run summary as JSON")
     _video_args(pr)
     _plate_args(pr)
-    for opt in all_options().values():
-        pr.add_argument("--" + opt.name.replace("_", "-"), dest=opt.name, type=opt.type,
-                        default=None, choices=opt.choices, help=f"{opt.help} (method option)")
+    add_option_flags(pr)
     _refuse_password_arg(pr)
     pr.set_defaults(func=cmd_protect)
 

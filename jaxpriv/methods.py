@@ -8,9 +8,10 @@ Pixels outside the method's face regions must come back unchanged.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import jax
@@ -176,6 +177,29 @@ def all_options() -> dict[str, Option]:
         for o in spec.options:
             out.setdefault(o.name, o)
     return out
+
+
+def add_option_flags(parser: argparse.ArgumentParser, skip: Collection[str] = ()) -> None:
+    """One ``--<option>`` flag per method option (default ``None``: the method's own), for
+    ``jaxpriv protect`` and ``jaxpriv eval``; names in ``skip`` are the command's own flags."""
+    for opt in all_options().values():
+        if opt.name not in skip:
+            parser.add_argument(opt.flag, dest=opt.name, type=opt.type, default=None,
+                                choices=opt.choices, help=f"{opt.help} (method option)")
+
+
+def given_options(args: argparse.Namespace, spec: MethodSpec,
+                  skip: Collection[str] = ()) -> dict[str, Any]:
+    """The method options set on the command line (:func:`add_option_flags`); a one-line
+    :class:`JaxprivError` names the flags that are not options of ``spec``."""
+    options = all_options()
+    given = {n: getattr(args, n) for n in options
+             if n not in skip and getattr(args, n, None) is not None}
+    foreign = sorted(set(given) - {o.name for o in spec.options})
+    if foreign:
+        raise JaxprivError(", ".join(options[f].flag for f in foreign)
+                           + f" not an option of --method {spec.name}")
+    return given
 
 
 def _import_builtin() -> None:

@@ -62,7 +62,7 @@ def run_maps(out_dir: str) -> dict:
     return generate_maps(map_source(), out_dir, **MAP_SETTINGS)
 
 
-def smgg_config(workdir: str, num_steps: int):  # noqa: ANN201
+def smgg_config(num_steps: int):  # noqa: ANN201
     from experiments.configs.smgg import get_config
 
     c = get_config()
@@ -77,7 +77,6 @@ def smgg_config(workdir: str, num_steps: int):  # noqa: ANN201
     c.checkpoint_every = 2
     c.keep_checkpoints = 10
     c.flip = True  # per-step randomness fold_in(key, step) must also resume exactly
-    c.workdir = str(workdir)
     return c
 
 
@@ -86,7 +85,7 @@ def run_smgg(workdir: str, num_steps: int) -> None:
 
     from experiments.smgg import run
 
-    state = run(smgg_config(workdir, num_steps))["state"]
+    state = run(smgg_config(num_steps), workdir)["state"]
     leaves = jax.tree_util.tree_leaves_with_path(
         {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
          "opt_state": state.opt_state})

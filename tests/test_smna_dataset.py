@@ -183,15 +183,14 @@ def test_experiment_entry_point(full_run, faces_tfds, tmp_path) -> None:
     out = full_run[0]
     config = get_config()
     config.update(faces_dir=str(faces_tfds.parent / "faces"), tfds_dir=str(faces_tfds),
-                  out_dir=str(out), maps_tfds_dir=str(tmp_path / "maps_tfds"), image_size=8,
-                  shard_size=2,
+                  maps_tfds_dir=str(tmp_path / "maps_tfds"), image_size=8, shard_size=2,
                   holdout_fraction=0.5, n_faces=2, results_md=str(tmp_path / "lin.md"))
-    summary = run(config)  # everything already generated: skips, then builds the TFDS dataset
+    summary = run(config, out)  # everything already generated: skips, then builds the TFDS set
     assert summary["shards_written"] == 0 and summary["complete"]
     assert load_maps(tmp_path / "maps_tfds")["image"].shape == (2, 8, 8, 3)
     assert "research use only" in (out / "README.txt").read_text()
     config.task = "linear_vs_exact"
-    result = run(config)
+    result = run(config, out)
     assert result["n_faces"] == 2
     assert -1 <= result["colors"]["black"]["mean"] <= 1
     assert result["colors"]["white"]["max_clean_distance_diff"] < 1e-5

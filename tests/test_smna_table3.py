@@ -60,7 +60,7 @@ def table(tmp_path_factory) -> tuple[dict, Path]:
     config.noise_levels = LEVELS
     config.out_md, config.out_json, config.out_png = (str(root / f"t3.{e}")
                                                       for e in ("md", "json", "png"))
-    return run(config), root
+    return run(config, root / "workdir"), root
 
 
 def test_every_cell_with_controls_and_budgets(table) -> None:
@@ -100,4 +100,4 @@ def test_wrong_stored_clean_distance_is_refused(table, tmp_path) -> None:
     config = get_config()
     config.maps_path = str(tmp_path / "m")
     with pytest.raises(RuntimeError, match="clean distance"):
-        run(config)
+        run(config, tmp_path / "workdir")

@@ -19,7 +19,7 @@ from jaxpriv import train
 from .conftest import ROOT
 
 
-def _tiny_config(workdir: str, num_steps: int):
+def _tiny_config(num_steps: int):
     c = get_config()
     c.synthetic = True
     c.synthetic_size = 24
@@ -31,7 +31,6 @@ def _tiny_config(workdir: str, num_steps: int):
     c.eval_every = 2
     c.checkpoint_every = 2
     c.flip = True  # exercises fold_in(key, step) randomness in the resume test
-    c.workdir = str(workdir)
     return c
 
 
@@ -41,8 +40,8 @@ def test_two_sharded_steps_on_four_devices(tmp_path) -> None:
         assert jax.device_count() == 4, jax.devices()
         from experiments.smgg import create_state, run
         from tests.test_train import _tiny_config
-        config = _tiny_config(r"{tmp_path / 'run'}", 2)
-        out = run(config)
+        config = _tiny_config(2)
+        out = run(config, r"{tmp_path / 'run'}")
         state = out["state"]
         init = create_state(config, jax.random.split(jax.random.key(config.seed))[0])
         leaf = jax.tree_util.tree_leaves(state.params)[0]
@@ -72,10 +71,10 @@ def test_two_sharded_steps_on_four_devices(tmp_path) -> None:
 def test_resume_from_checkpoint_is_exact(tmp_path) -> None:
     from experiments.smgg import run
 
-    straight = run(_tiny_config(tmp_path / "a", 4))["state"]
-    first = run(_tiny_config(tmp_path / "b", 2))["state"]
+    straight = run(_tiny_config(4), tmp_path / "a")["state"]
+    first = run(_tiny_config(2), tmp_path / "b")["state"]
     assert int(first.step) == 2
-    resumed = run(_tiny_config(tmp_path / "b", 4))["state"]  # restores step 2, runs 2 more
+    resumed = run(_tiny_config(4), tmp_path / "b")["state"]  # restores step 2, runs 2 more
     assert int(resumed.step) == 4
     for tree in ("params", "batch_stats", "opt_state"):
         for a, b in zip(jax.tree_util.tree_leaves(getattr(straight, tree)),

@@ -1,6 +1,7 @@
 """Evaluate DP face de-identification (paper 001, Tables 1–2) against blur and mosaic.
 
-Run: python -m experiments.main --config experiments/configs/deid_eval.py
+Run: python -m experiments.main --config experiments/configs/deid_eval.py --workdir DIR
+(DIR/cache: the GAN's chip cache (as experiments/configs/face_gan.py) and the projections)
 Smoke: --config.glint_per_identity=1 --config.max_scene_faces=2 --config.steps=10
 Redraw the figure only (minutes, projection cached): --config.figure_only=True
 """
@@ -21,9 +22,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.mask = "hull68"
     # held-out glint faces (identities never seen by the GAN), as photos: crop padded by 25 %
     # and upsampled ×3 (jaxpriv.faces.align.photo_from_aligned_crop)
-    c.faces_dir = "/work/shared/data/faces/glint"
+    c.faces_dir = "../shared/data/faces/glint"
     c.tfds_dir = "/tmp/jaxpriv_tfds"
-    c.cache_dir = "/work/jaxpriv_data/deid"
+    c.cache_dir = ""  # "" = <workdir>/cache
     c.holdout_fraction = 0.25
     c.split_seed = 0
     c.glint_per_identity = 12
@@ -49,5 +50,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.out_json = "experiments/results/deid.json"
     c.out_md = "experiments/results/deid.md"
     c.out_png = "experiments/results/deid.png"
-    c.command = "python -m experiments.main --config experiments/configs/deid_eval.py"
+    c.command = "python -m experiments.main --config experiments/configs/deid_eval.py --workdir DIR"
     return c

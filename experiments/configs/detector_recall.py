@@ -1,7 +1,8 @@
 """Face-detector recall: dlib HOG vs YuNet on CelebA-299 (one labelled face per crop) and on the
 group photos of ``scenes/dlib`` + the bundled samples (unlabelled: counts and the union).
 
-Run: python -m experiments.main --config experiments/configs/detector_recall.py
+Run: python -m experiments.main --config experiments/configs/detector_recall.py \
+    --workdir DIR
 Smoke run: --config.max_crops=50
 """
 

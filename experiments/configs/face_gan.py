@@ -1,14 +1,14 @@
 """Train the 64×64 style-based face generator of the de-identification method (paper 001).
 
-Run (resumes from the newest checkpoint in ``workdir`` if there is one):
-    nohup python -m experiments.main --config experiments/configs/face_gan.py \
-        > /work/jaxpriv_data/deid/face_gan/train.log 2>&1 &
-Export the EMA generator of the newest checkpoint without training:
-    python -m experiments.main --config experiments/configs/face_gan.py --config.max_minutes=0
+Run (resumes from the newest checkpoint in the run directory DIR if there is one; DIR/cache
+holds the chips):
+    mkdir -p DIR && nohup python -m experiments.main --config experiments/configs/face_gan.py \
+        --workdir DIR > DIR/train.log 2>&1 &
+Export the EMA generator of the newest checkpoint without training: add --config.max_minutes=0
 128×128 variant: --config experiments/configs/face_gan.py:128 (widths 128…12 over 4…128 px,
-    workdir …/face_gan_128, export ckpt/face_gan_128).
-Tiny smoke run: --config.batch_size=4 --config.channel_base=128 --config.d_channel_base=128 \
-    --config.max_steps=2 --config.workdir=/tmp/face_gan_smoke --config.export_dir=''
+    export ckpt/face_gan_128; give it its own --workdir).
+Tiny smoke run: --workdir /tmp/face_gan_smoke --config.batch_size=4 --config.channel_base=128 \
+    --config.d_channel_base=128 --config.max_steps=2 --config.export_dir=''
 """
 
 import ml_collections
@@ -20,9 +20,9 @@ def get_config(variant: str = "64") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "face_gan"
     # data: glint crops → dlib 150/0.25 chips → resolution×resolution (cached .npy)
-    c.faces_dir = "/work/shared/data/faces/glint"
+    c.faces_dir = "../shared/data/faces/glint"
     c.tfds_dir = "/tmp/jaxpriv_tfds"
-    c.cache_dir = "/work/jaxpriv_data/deid"
+    c.cache_dir = ""  # "" = <workdir>/cache
     c.holdout_fraction = 0.25  # identities held out of GAN training (jaxpriv.data.split_identities)
     c.split_seed = 0
     # model (jaxpriv.deid.generator.GeneratorConfig)
@@ -49,7 +49,6 @@ def get_config(variant: str = "64") -> ml_collections.ConfigDict:
     # run length and bookkeeping
     c.max_steps = 1_000_000
     c.max_minutes = 90.0  # wall-time budget of this invocation (then checkpoint and stop)
-    c.workdir = "/work/jaxpriv_data/deid/face_gan"
     c.ckpt_every_minutes = 4.0
     c.sample_every_minutes = 10.0
     c.log_every = 10
@@ -59,6 +58,5 @@ def get_config(variant: str = "64") -> ml_collections.ConfigDict:
         c.resolution = 128
         c.channel_base, c.d_channel_base = 1536, 1024
         c.batch_size = 8
-        c.workdir = "/work/jaxpriv_data/deid/face_gan_128"
         c.export_dir = "ckpt/face_gan_128"
     return c

@@ -1,6 +1,6 @@
 """Mask-template protection vs dlib on held-out glint identities (T_o, F_c, T_r, r_s, SSIM, PSNR).
 
-Run: python -m experiments.main --config experiments/configs/mask_eval.py
+Run: python -m experiments.main --config experiments/configs/mask_eval.py --workdir DIR
 Smoke run: --config.max_per_identity=2 --config.bits='(3,)'
 """
 

@@ -1,8 +1,9 @@
 """Training of the mask template network + perturbation generator against dlib (issue #5).
 
-Run: python -m jaxpriv.masktpl.train --config experiments/configs/mask_train.py
-Smoke run: --config.max_per_identity=4 --config.template.steps=4 --config.generator.steps=4 \
-    --config.run_dir=/tmp/mask_smoke --config.out_ckpt=''
+Run: python -m experiments.main --config experiments/configs/mask_train.py --workdir DIR
+(DIR: cached chips and saliency targets, each stage's resumable checkpoints, log.jsonl)
+Smoke run: --workdir /tmp/mask_smoke --config.max_per_identity=4 --config.template.steps=4 \
+    --config.generator.steps=4 --config.out_ckpt=''
 """
 
 import ml_collections
@@ -10,11 +11,11 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
+    c.experiment = "mask_train"
     c.faces_dir = "../shared/data/faces/glint"
     c.holdout_fraction = 0.3  # same split as experiments/configs/mask_eval.py
     c.split_seed = 0
     c.max_per_identity = 24  # training chips per training identity
-    c.run_dir = "/work/jaxpriv_data/mask_runs/dlib_v1"  # outside the repo: checkpoints, log
     c.out_ckpt = "ckpt/mask_perturb_dlib"  # the small shipped model ('' = none)
     c.seed = 0
     c.recognizers = (("dlib_resnet", 1.0),)  # (name, tau): the superposition of eq. 7

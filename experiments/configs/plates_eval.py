@@ -1,7 +1,7 @@
 """Licence-plate de-identification (paper 001 §5.3.2): edit distance per ε and photo utility
 next to blur and mosaic of the plate region.
 
-Run: python -m experiments.main --config experiments/configs/plates_eval.py
+Run: python -m experiments.main --config experiments/configs/plates_eval.py --workdir DIR
 Smoke run: --config.max_images=3 --config.text_draws=5
 """
 

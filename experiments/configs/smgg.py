@@ -1,7 +1,8 @@
 """Train SMGG (paper 000, Alg. 2) on sensitivity maps of one noise colour.
 
-Run:   python -m experiments.main --config experiments/configs/smgg.py \
-           --config.noise=black --config.workdir=/work/jaxpriv_data/smgg_runs/black_w025
+Run:   python -m experiments.main --config experiments/configs/smgg.py --workdir DIR \
+           --config.noise=black --config.maps_path=MAPS
+       (MAPS: the --workdir of experiments/configs/smna_maps.py; DIR: checkpoints, metrics)
 Smoke: --config.synthetic=True --config.num_steps=20 --config.batch_size=8 --config.width=0.125
 Export the generator for `jaxpriv protect --method smna`: --config.export_dir=ckpt/smgg_dlib_black
 A killed run restarted with the same command continues from its latest checkpoint.
@@ -14,7 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "smgg"
     c.noise = "black"  # black | white: which map of the dataset (map_black / map_white)
-    c.maps_path = "/work/jaxpriv_data/smna_maps"  # jaxpriv.smna.dataset.load_maps(path)
+    c.maps_path = ""  # required unless synthetic: jaxpriv.smna.dataset.load_maps(path)
     c.synthetic = False  # train on generated smooth maps instead (smoke tests)
     c.synthetic_size = 64  # images in the synthetic set
     c.synthetic_identities = 8
@@ -39,7 +40,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_noise_norm = "l2"
     c.checkpoint_every = 100
     c.keep_checkpoints = 3
-    c.workdir = "/work/jaxpriv_data/smgg_runs/default"
     c.export_dir = ""  # if set: write the inference checkpoint (generator + config.json) here
     c.num_devices = 0  # 0 = all local devices
     c.verbose = False  # keep orbax INFO logs

@@ -1,16 +1,18 @@
 """SMNA ground-truth sensitivity maps (Alg. 1) over identity faces, sharded and resumable.
 
-Generate (long: ≈ 52 s per 64×64 image for both colours on a 2-core CPU; resumes on rerun):
-    python -m experiments.main --config experiments/configs/smna_maps.py
+The maps go to --workdir (outside the repo: they embed research-only faces and must not be
+committed). Generate (long: ≈ 52 s per 64×64 image for both colours on a 2-core CPU; resumes on
+rerun):
+    python -m experiments.main --config experiments/configs/smna_maps.py --workdir MAPS
 Compare the linearised map with the exact one on the first `n_faces` generated images:
-    python -m experiments.main --config experiments/configs/smna_maps.py \
+    python -m experiments.main --config experiments/configs/smna_maps.py --workdir MAPS \
         --config.task=linear_vs_exact
 Two workers, one per core (each appends to its own log):
     taskset -c 0 python -m experiments.main --config experiments/configs/smna_maps.py \
-        --config.worker_index=0 --config.worker_count=2 &
+        --workdir MAPS --config.worker_index=0 --config.worker_count=2 &
     taskset -c 1 python -m experiments.main --config experiments/configs/smna_maps.py \
-        --config.worker_index=1 --config.worker_count=2 &
-Shrink for a smoke run: --config.max_images=2 --config.image_size=16 --config.out_dir=/tmp/x
+        --workdir MAPS --config.worker_index=1 --config.worker_count=2 &
+Shrink for a smoke run: --workdir /tmp/x --config.max_images=2 --config.image_size=16
 """
 
 import ml_collections
@@ -20,12 +22,10 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "smna_maps"
     c.task = "generate"  # or "linear_vs_exact"
-    c.faces_dir = "/work/shared/data/faces/glint"  # <identity>/<image>; research use only
+    c.faces_dir = "../shared/data/faces/glint"  # <identity>/<image>; research use only
     c.tfds_dir = "/tmp/jaxpriv_tfds"  # where identity_faces is prepared
     c.aligned_crops = True  # glint: pre-aligned 112x112 crops -> dlib chips via pad + upsample
-    # Outside the repo: the maps embed research-only faces and must not be committed.
-    c.out_dir = "/work/jaxpriv_data/smna_maps"
-    c.maps_tfds_dir = ""  # "" = <out_dir>/tfds; sensitivity_maps is built there when complete
+    c.maps_tfds_dir = ""  # "" = <workdir>/tfds; sensitivity_maps is built there when complete
     c.build_tfds = True
     c.recognizer = "dlib_resnet"
     c.image_size = 64  # paper Sec. IV-A: 64x64x3 images, 64x64x1 maps
@@ -35,7 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.holdout_fraction = 0.2  # identities held out for evaluation (split_identities)
     c.seed = 0  # identity split seed
     c.include_heldout = True  # after the train identities, also map the held-out ones
-    c.max_images = 0  # per split, 0 = all (part of the plan: fixed for one out_dir)
+    c.max_images = 0  # per split, 0 = all (part of the plan: fixed for one workdir)
     c.max_shards = 0  # stop this run after writing N new shards (0 = no limit)
     c.only_splits = "train,heldout"  # splits this run works on, in this order (not the plan)
     # Independent workers on one host: worker_count > 0 takes every worker_count-th shard from

@@ -1,6 +1,6 @@
 """Verification table (issue 17): dlib_resnet and SFace on glint and celeba299, all pairs.
 
-Run: python -m experiments.main --config experiments/configs/verify_table.py
+Run: python -m experiments.main --config experiments/configs/verify_table.py --workdir DIR
 Smoke run: --config.max_identities=3 --config.max_per_identity=3 (writes over the results: also
 set --config.out_json / --config.out_md)
 """

@@ -32,8 +32,8 @@ from jaxpriv.data.map_shards import read_manifest, read_shard, shard_paths
 from jaxpriv.errors import JaxprivError
 
 _MANUAL_DOWNLOAD_INSTRUCTIONS = """\
-Give as manual dir the output directory of `jaxpriv.smna.dataset.generate_maps` (or
-`python -m experiments.main --config experiments/configs/smna_maps.py`): it holds
+Give as manual dir the output directory of `jaxpriv.smna.dataset.generate_maps` (or the
+--workdir of `python -m experiments.main --config experiments/configs/smna_maps.py`): it holds
 `manifest.json` and `train/shard-00000.npz`, ... (and `heldout/...`).
 """
 

@@ -44,7 +44,7 @@ DEFAULT_TRUNCATION = {"bounded": 0.7, "paper": 1.0}
 DEFAULT_SENSITIVITY = 1.0  # paper mode Δf
 DEFAULT_CLIP = 2.0  # bounded mode C, in units of the generator's per-coordinate std of w
 TRAIN_HINT = ("train one with: python -m experiments.main --config experiments/configs/face_gan.py"
-              " --config.export_dir={path}")
+              " --workdir DIR --config.export_dir={path}")
 
 
 def checkpoint_path(checkpoint: str) -> Path:

@@ -15,7 +15,7 @@ from jaxpriv.errors import JaxprivError
 from jaxpriv.eval.protocol import CROP_MAX_SIDE, evaluate
 from jaxpriv.eval.report import markdown, plot
 from jaxpriv.io import check_writable, write_text_atomic
-from jaxpriv.methods import MethodSpec, Option, all_options, get_method
+from jaxpriv.methods import MethodSpec, Option, add_option_flags, get_method, given_options
 from jaxpriv.protect import seed_arg
 
 _OWN_FLAGS = {"method", "data", "recognizer", "weights", "json", "report", "max_per_identity",
@@ -62,13 +62,7 @@ def command_line(args: argparse.Namespace, options: dict[str, Any]) -> str:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run ``jaxpriv eval`` from parsed arguments."""
     spec = get_method(args.method)
-    own = {o.name for o in spec.options}
-    given = {n: getattr(args, n) for n in all_options()
-             if n not in _OWN_FLAGS and getattr(args, n, None) is not None}
-    foreign = sorted(set(given) - own)
-    if foreign:
-        raise JaxprivError(", ".join("--" + f.replace("_", "-") for f in foreign)
-                           + f" not an option of --method {spec.name}")
+    given = given_options(args, spec, skip=_OWN_FLAGS)
     outputs = [Path(p) for p in (args.json, args.report, args.plot) if p]
     for p in outputs:
         check_writable(p, overwrite=args.overwrite)
@@ -121,10 +115,6 @@ def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
                    "on, as its checkpoint records them")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    for opt in all_options().values():
-        if opt.name in _OWN_FLAGS:
-            continue
-        p.add_argument("--" + opt.name.replace("_", "-"), dest=opt.name, type=opt.type,
-                       default=None, choices=opt.choices, help=f"{opt.help} (method option)")
+    add_option_flags(p, skip=_OWN_FLAGS)
     p.set_defaults(func=cmd_eval)
     return p

@@ -1,6 +1,7 @@
-"""Training of the mask template network and the perturbation generator (sharded, resumable).
+"""Training pieces of the mask template network and the perturbation generator (sharded,
+resumable); the run over them is ``experiments/mask_train.py``:
 
-    python -m jaxpriv.masktpl.train --config experiments/configs/mask_train.py \
+    python -m experiments.main --config experiments/configs/mask_train.py --workdir DIR \
         [--config.generator.steps=50 ...]
 
 Stages, each resumable (``jaxpriv.train.Checkpoints``, an orbax ``CheckpointManager``, under
@@ -12,8 +13,8 @@ one):
 2. saliency targets |∂d/∂x| of the recognizer (:func:`template.recognizer_saliency`), cached;
 3. the template network on (chip, target) pairs (eq. 4–5);
 4. the generator against the recognizer(s) (eq. 7), Adam 2e-4, β1 = 0.5;
-5. export of both networks as one small model directory (:func:`model.save_model`, the
-   :mod:`jaxpriv.checkpoints` format).
+5. (in the experiment) export of both networks as one small model directory
+   (:func:`model.save_model`, the :mod:`jaxpriv.checkpoints` format).
 
 Every step is ``jax.jit`` with the batch split over the ``data`` mesh axis and parameters /
 optimiser state replicated (``jaxpriv.parallel``).
@@ -31,12 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
 from tqdm import tqdm
 
 from jaxpriv.faces import chips_from_aligned_crops
 from jaxpriv.io import load_image
-from jaxpriv.masktpl.model import MaskModel, TemplateSettings, face_keys, save_model
+from jaxpriv.masktpl.model import TemplateSettings, face_keys
 from jaxpriv.masktpl.perturb import (
     GENERATOR,
     MAX_BITS,
@@ -291,47 +291,3 @@ def recognizer_terms(names_and_taus: Sequence[tuple[str, float]]) -> list[Recogn
         rec = load_recognizer(name)
         terms.append(RecognizerTerm(rec.name, rec.apply, rec.params, rec.input_size, float(tau)))
     return terms
-
-
-def train(cfg: Any) -> MaskModel:
-    """All stages of the config; writes the model to ``cfg.out_ckpt`` (if set) and returns it."""
-    run_dir = Path(cfg.run_dir)
-    t0 = time.time()
-    log_line(run_dir, {"stage": "start", "config": cfg.to_dict() if hasattr(cfg, "to_dict")
-                       else dict(cfg)})
-    chips = training_chips(cfg.faces_dir, cfg.holdout_fraction, cfg.split_seed,
-                           cfg.max_per_identity, run_dir / "chips.npy")
-    terms = recognizer_terms(cfg.recognizers)
-    targets = saliency_targets(terms[0], chips, jax.random.key(cfg.seed), cfg.saliency_batch,
-                               cfg.saliency_draws, run_dir / "saliency.npy")
-    log_line(run_dir, {"stage": "data", "chips": len(chips),
-                       "seconds": round(time.time() - t0, 1)})
-    tparams = train_template(chips, targets, cfg.template, run_dir)
-    settings = TemplateSettings(**cfg.settings)
-    gparams = train_generator(chips, tparams, terms, cfg.generator, settings, run_dir)
-    seconds = round(time.time() - t0, 1)
-    info = {"trained_on": f"{len(chips)} chips of training identities of {cfg.faces_dir}",
-            "recognizers": [[t.name, t.tau] for t in terms],
-            "template_steps": cfg.template.steps, "generator_steps": cfg.generator.steps,
-            "budget": cfg.generator.budget, "sigma": cfg.generator.sigma,
-            "wall_seconds_total_run": seconds}
-    model = MaskModel(tparams, gparams, settings, info)
-    if cfg.out_ckpt:
-        save_model(cfg.out_ckpt, model)
-    log_line(run_dir, {"stage": "done", "seconds": seconds, "fingerprint": model.fingerprint})
-    return model
-
-
-def main(argv: Sequence[str]) -> None:
-    """absl entry point: ``--config`` is an ml_collections config file."""
-    del argv
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-    train(_CONFIG.value)
-
-
-if __name__ == "__main__":
-    from absl import app
-    from ml_collections import config_flags
-
-    _CONFIG = config_flags.DEFINE_config_file("config", None, "training config (.py)")
-    app.run(main)

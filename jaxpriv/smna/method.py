@@ -41,7 +41,7 @@ from jaxpriv.smna.smgg import load_generator
 
 DEFAULT_CHECKPOINT = "ckpt/smgg_dlib_{noise}"
 TRAIN_HINT = ("train one with: python -m experiments.main --config experiments/configs/smgg.py "
-              "--config.noise={noise} --config.workdir=runs/smgg_{noise} "
+              "--workdir runs/smgg_{noise} --config.noise={noise} --config.maps_path=MAPS "
               "--config.export_dir={path}")
 
 

@@ -1,0 +1,78 @@
+"""The experiment layout: every config has ``get_config()`` naming an ``experiments/<name>.py``
+whose ``run(config, workdir)`` it feeds, no machine paths in the defaults, and
+``python -m experiments.main`` requires ``--workdir`` and reads relative paths from the repo."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from .conftest import ROOT
+
+CONFIGS = sorted(p.stem for p in (ROOT / "experiments" / "configs").glob("*.py")
+                 if p.stem != "__init__")
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_names_a_run_and_holds_no_machine_path(name: str) -> None:
+    get_config = importlib.import_module(f"experiments.configs.{name}").get_config
+    variants = [()] + ([("128",)] if name == "face_gan" else [])
+    for args in variants:
+        config = get_config(*args)
+        run = importlib.import_module(f"experiments.{config.experiment}").run
+        assert list(inspect.signature(run).parameters) == ["config", "workdir"]
+        assert "workdir" not in config and "run_dir" not in config and "out_dir" not in config
+        absolute = [s for s in _strings(config.to_dict())
+                    if s.startswith("/") and not s.startswith("/tmp/")]
+        assert absolute == [], absolute
+
+
+def _main(args: list[str], cwd: os.PathLike) -> subprocess.CompletedProcess:
+    """``experiments.main`` with a stand-in experiment that reports what its run received."""
+    script = textwrap.dedent(f"""
+        import os, sys, types
+        from absl import app
+        probe = types.ModuleType("experiments._probe")
+        def run(config, workdir):
+            print("RESULT", os.getcwd(), workdir, os.path.isdir(config.data), flush=True)
+        probe.run = run
+        sys.modules["experiments._probe"] = probe
+        import experiments.main
+        app.run(experiments.main.main, argv=["main", *{args!r}])
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_main_requires_workdir_and_resolves_paths_from_the_repo(tmp_path) -> None:
+    (tmp_path / "probe.py").write_text(textwrap.dedent("""
+        import ml_collections
+        def get_config():
+            c = ml_collections.ConfigDict()
+            c.experiment = "_probe"
+            c.data = "jaxpriv/samples"  # relative to the repository root
+            return c
+    """))
+    missing = _main(["--config", "probe.py"], tmp_path)
+    assert missing.returncode != 0 and "--workdir" in missing.stderr
+    res = _main(["--config", "probe.py", "--workdir", "run"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT "))
+    assert line.split() == ["RESULT", str(ROOT), str(tmp_path / "run"), "True"]
