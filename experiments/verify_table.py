@@ -22,7 +22,6 @@ Chips, with no detector run, so that both recognizers see the same faces:
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
 import warnings
@@ -35,6 +34,7 @@ import numpy as np
 from scipy.spatial.distance import pdist, squareform
 from tqdm import tqdm
 
+from experiments.results_io import write_results
 from jaxpriv import metrics
 from jaxpriv.data.identity_faces import list_identity_images
 from jaxpriv.errors import JaxprivError
@@ -189,10 +189,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None) -> dict:
                      for name in config.datasets},
     }
     result["seconds"] = round(time.time() - start, 1)
-    Path(config.out_json).parent.mkdir(parents=True, exist_ok=True)
-    Path(config.out_json).write_text(json.dumps(result, indent=2) + "\n")
-    Path(config.out_md).write_text(markdown(result))
-    print(markdown(result))
+    write_results(config, result, markdown(result))
     return result
 
 

@@ -1,7 +1,7 @@
 """SFace's same-person threshold: the cosine at FAR = 1e-3 over all different-identity pairs of
 celeba299 (faces no jaxpriv method trains on), ArcFace-aligned from its YuNet 5 points.
 
-Run: python -m experiments.main --config experiments/configs/sface_threshold.py
+Run: python -m experiments.main --config experiments/configs/sface_threshold.py --workdir DIR
 """
 
 import ml_collections
@@ -16,5 +16,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.batch_size = 64
     c.out_json = "experiments/results/sface_threshold.json"
     c.out_md = "experiments/results/sface_threshold.md"
-    c.command = "python -m experiments.main --config experiments/configs/sface_threshold.py"
+    c.command = ("python -m experiments.main --config experiments/configs/sface_threshold.py "
+                 "--workdir DIR")
     return c
