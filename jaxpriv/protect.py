@@ -136,8 +136,11 @@ def image_key(seed: int, relative_name: str, content_sha256: bytes | None = None
 def file_sha256(path: Path) -> bytes:
     """SHA-256 of a file's bytes (for :func:`image_key`)."""
     try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").digest()
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:  # in 1 MiB blocks: videos can be large (no file_digest: 3.10)
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.digest()
     except OSError as e:
         raise JaxprivError(f"{path}: cannot read ({e.strerror or e})") from None
 

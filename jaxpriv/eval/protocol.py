@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import io as _io
-import json
 import math
 import statistics
 import time
@@ -43,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from jaxpriv import metrics
+from jaxpriv.checkpoints import read_config
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
@@ -170,17 +170,17 @@ def trained_on(method: str, options: dict[str, Any]) -> tuple[str, frozenset[str
         from jaxpriv.smna.method import resolve_checkpoint
 
         path = resolve_checkpoint(opts["checkpoint"], opts["noise"])
-        names = _json(path / "config.json").get("train_identity_names")
+        names = read_config(path).get("train_identity_names")
     elif method == "deid":
         from jaxpriv.deid.method import checkpoint_path
 
         path = checkpoint_path(opts["checkpoint"])
-        names = _json(path / "config.json").get("info", {}).get("train_identity_names")
+        names = read_config(path).get("info", {}).get("train_identity_names")
     elif method == "mask":
-        from jaxpriv.masktpl.model import default_model_dir, load_model
+        from jaxpriv.masktpl.model import default_model_dir
 
         path = default_model_dir()
-        names = load_model(path).info.get("train_identity_names")
+        names = read_config(path).get("info", {}).get("train_identity_names")
     else:
         return None
     return _shown(path), None if names is None else frozenset(names)
@@ -193,13 +193,6 @@ def _shown(path: Path) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise JaxprivError(f"{path}: cannot read the model's config ({e})") from e
 
 
 def split_of(method: str, option_sets: Sequence[dict[str, Any]],
