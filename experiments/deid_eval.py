@@ -58,13 +58,13 @@ THRESHOLD = 0.6
 
 
 def glint_photos(config: ml_collections.ConfigDict) -> list[dict]:
-    """Held-out glint crops as photos: [{name, image, faces, upsample}]."""
-    from experiments.face_gan import chip_cache, identity_split
-    from jaxpriv.data import load_identity_faces
+    """Glint crops of the ``eval_split`` identities as photos: [{name, image, faces, upsample}]."""
+    from experiments.face_gan import chip_cache
+    from jaxpriv.data import in_split, load_identity_faces
 
-    # the GAN's own data-source order and identity split (built here if this machine lacks it)
+    # the GAN's own data-source order (built here if this machine lacks it)
     meta = chip_cache(config.faces_dir, config.tfds_dir, config.cache_dir)["meta"]
-    _, held = identity_split(meta, config.holdout_fraction, config.split_seed)
+    held = np.flatnonzero(in_split(meta["identity_name"], config.eval_split))
     source = load_identity_faces(config.faces_dir, config.tfds_dir)
     per: dict[str, int] = {}
     out = []
@@ -186,7 +186,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                mechanism(gen, "bounded", e, config.sensitivity, config.clip, t))
               for t in config.truncations for e in config.bounded_epsilons]
     baselines = {name: get_method(name).make() for name in ("blur", "mosaic")}
-    sets = {"glint held-out faces": glint_photos(config), "photos": scene_photos(config)}
+    sets = {f"glint {config.eval_split} faces": glint_photos(config),
+            "photos": scene_photos(config)}
     results: dict = {"sets": {}, "mechanisms": {}}
     for label, mech in mechs:
         results["mechanisms"][label] = mech.describe()

@@ -2,9 +2,9 @@
 
 Data: the glint 112×112 ArcFace crops → dlib-exact 150×150 chips
 (:func:`jaxpriv.faces.chips_from_aligned_crops`) → area-resized to ``resolution``; cached as .npy
-in ``cache_dir`` (default ``workdir/cache``; computed once, ≈ 13 min on this machine). Identities
-held out by :func:`jaxpriv.data.split_identities` are never seen by the GAN (they are the
-evaluation faces).
+in ``cache_dir`` (default ``workdir/cache``; computed once, ≈ 13 min on this machine). Only the
+train identities of :mod:`jaxpriv.data.splits` are seen by the GAN (validation and test
+identities are the evaluation faces).
 
 Loop (built on the shared :mod:`jaxpriv.train` pieces): sharded jit step (batch on the mesh's
 ``data`` axis, state replicated and donated), orbax checkpoints (``workdir/checkpoints``) every
@@ -30,6 +30,7 @@ from absl import logging
 from tqdm import tqdm
 
 from jaxpriv import train as jt
+from jaxpriv.data.splits import in_split
 from jaxpriv.deid import gan_train
 from jaxpriv.deid.generator import (
     GeneratorConfig,
@@ -72,17 +73,6 @@ def chip_cache(faces_dir: str, tfds_dir: str, cache_dir: str | Path) -> dict:
         fmeta.write_text(json.dumps(meta))
     return {"chips150": np.load(f150, mmap_mode="r"), "chips64": np.load(f64),
             "meta": json.loads(fmeta.read_text())}
-
-
-def identity_split(meta: dict, holdout_fraction: float, seed: int) -> tuple[np.ndarray,
-                                                                            np.ndarray]:
-    """Indices of (train, held-out) images by identity (jaxpriv.data.split_identities)."""
-    from jaxpriv.data import split_identities
-
-    names = meta["identity_name"]
-    _, held = split_identities(names, holdout_fraction, seed)
-    is_held = np.array([n in set(held) for n in names])
-    return np.flatnonzero(~is_held), np.flatnonzero(is_held)
 
 
 # ---------------------------------------------------------------- configs
@@ -134,8 +124,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     jt.config_to_json(config, workdir / "config.json")
 
     cache = chip_cache(config.faces_dir, config.tfds_dir, config.cache_dir or workdir / "cache")
-    train_idx, held_idx = identity_split(cache["meta"], config.holdout_fraction,
-                                         config.split_seed)
+    is_train = in_split(cache["meta"]["identity_name"], "train")
+    train_idx, held_idx = np.flatnonzero(is_train), np.flatnonzero(~is_train)
     if config.resolution == 64:
         data = cache["chips64"][train_idx]
     else:
@@ -213,7 +203,7 @@ def export(state: dict, gc: GeneratorConfig, config: ml_collections.ConfigDict, 
     w_avg, w_std = jax.jit(lambda g, k: w_statistics(g, gc, k))(g_ema, jax.random.key(7))
     info = {**summary, "train": {k: config[k] for k in (
         "seed", "batch_size", "g_lr", "d_lr", "r1_gamma", "r1_interval", "ema_nimg",
-        "augment", "xflip", "holdout_fraction", "split_seed")},
+        "augment", "xflip")},
             "data": "glint 112x112 crops -> dlib 150/0.25 chips -> area resize"}
     save_generator(out, g_ema, gc, w_avg, w_std, info)
     z = jax.random.normal(jax.random.key(1234), (64, gc.z_dim))

@@ -34,8 +34,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> MaskModel:
     run_dir = Path(workdir)
     t0 = time.time()
     log_line(run_dir, {"stage": "start", "config": config.to_dict()})
-    chips = training_chips(config.faces_dir, config.holdout_fraction, config.split_seed,
-                           config.max_per_identity, run_dir / "chips.npy")
+    chips = training_chips(config.faces_dir, config.max_per_identity, run_dir / "chips.npy")
     terms = recognizer_terms(config.recognizers)
     targets = saliency_targets(terms[0], chips, jax.random.key(config.seed),
                                config.saliency_batch, config.saliency_draws,

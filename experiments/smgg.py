@@ -4,8 +4,8 @@
 
 1. loads ``jaxpriv.smna.dataset.load_maps(config.maps_path)`` (or :func:`synthetic_maps`), keeps
    the map of ``config.noise`` and normalises it (:func:`jaxpriv.smna.smgg.normalize_maps`);
-2. evaluates on identities never trained on: the dataset's ``heldout`` split once it has maps,
-   else identities held out of ``train`` (:func:`jaxpriv.train.holdout_identities`);
+2. evaluates on identities never trained on: the dataset's ``config.eval_split`` split
+   (``validation`` to choose settings, ``test`` to report; :mod:`jaxpriv.data.splits`);
 3. trains with one jitted step (batch on the mesh's ``data`` axis, state replicated and donated),
    the batch of step s fixed by (seed, s) and randomness by ``fold_in(key, s)``;
 4. logs loss_G, loss_D, L1 (train) and L1 / Spearman / Pearson of G(x) vs held-out maps plus the
@@ -33,13 +33,16 @@ from absl import logging as absl_logging
 from tqdm import tqdm
 
 from jaxpriv import train
+from jaxpriv.data.map_shards import shard_paths
+from jaxpriv.data.splits import SPLITS, identity_split
 from jaxpriv.errors import JaxprivError
 from jaxpriv.parallel import make_mesh, pad_to_multiple
 from jaxpriv.smna import smgg
+from jaxpriv.smna.dataset import load_maps
 
 SAVED_CONFIG_KEYS = ("noise", "width", "disc_width", "map_normalization", "map_scale",
                      "lambda_l1", "learning_rate", "beta1", "batch_size", "num_steps", "seed",
-                     "holdout_fraction", "flip", "synthetic", "maps_path")
+                     "eval_split", "flip", "synthetic", "maps_path")
 
 
 def synthetic_maps(n: int, num_identities: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
@@ -84,29 +87,34 @@ def load_data(config: ml_collections.ConfigDict,
     (N, 64, 64, 3), ``map`` normalised float32 (N, 64, 64, 1), ``identity`` (N,) and, for real
     maps, ``reference_embedding`` (N, D) (the identity's portrait, for :func:`protection_eval`).
 
-    Real maps: ``load_maps(maps_path, "train")``; eval = the generator's own ``heldout`` split
-    (identities never in train) once it has shards, else identities held out of the train split
-    by :func:`jaxpriv.train.holdout_identities` (``holdout_fraction``, ``seed``)."""
+    Real maps: ``load_maps(maps_path, "train")``; eval = its ``config.eval_split`` split ("" = no
+    eval set). Synthetic maps: identity ``i`` is named ``synthetic-<i>`` and split by
+    :func:`jaxpriv.data.identity_split`; eval = every identity outside train."""
     if config.noise not in ("black", "white"):
         raise JaxprivError(f"config.noise must be black or white, got {config.noise!r}")
     if config.synthetic:
         data = _prepare(synthetic_maps(config.synthetic_size, config.synthetic_identities,
                                        config.seed), config)
-    else:
-        from jaxpriv.data.map_shards import shard_paths
-        from jaxpriv.smna.dataset import load_maps
-
-        if not config.maps_path:
-            raise JaxprivError("set --config.maps_path to the --workdir of "
-                               "experiments/configs/smna_maps.py (or --config.synthetic=True)")
-        path = Path(config.maps_path)
-        data = _prepare(load_maps(path, "train", with_metadata=True), config)
-        if (path / "manifest.json").is_file() and shard_paths(path / "heldout"):
-            held_out = _prepare(load_maps(path, "heldout", with_metadata=True), config)
-            return data, held_out, "dataset heldout split"
-    held = train.holdout_identities(data["identity"], config.holdout_fraction, config.seed)
-    return ({k: v[~held] for k, v in data.items()}, {k: v[held] for k, v in data.items()},
-            f"holdout_identities(fraction={config.holdout_fraction}, seed={config.seed})")
+        held = np.array([identity_split(f"synthetic-{i}") != "train" for i in data["identity"]])
+        if not config.eval_split:
+            held[:] = False
+        return ({k: v[~held] for k, v in data.items()}, {k: v[held] for k, v in data.items()},
+                "synthetic identities outside the train split")
+    if not config.maps_path:
+        raise JaxprivError("set --config.maps_path to the --workdir of "
+                           "experiments/configs/smna_maps.py (or --config.synthetic=True)")
+    path = Path(config.maps_path)
+    data = _prepare(load_maps(path, "train", with_metadata=True), config)
+    if not config.eval_split:
+        return data, {k: v[:0] for k, v in data.items()}, "none"
+    if config.eval_split not in SPLITS[1:]:
+        raise JaxprivError(f"config.eval_split must be validation, test or '', "
+                           f"got {config.eval_split!r}")
+    if not shard_paths(path / config.eval_split):
+        raise JaxprivError(f"{path} has no {config.eval_split} maps: generate them with "
+                           f"experiments/configs/smna_maps.py (--config.only_splits)")
+    held_out = _prepare(load_maps(path, config.eval_split, with_metadata=True), config)
+    return data, held_out, f"dataset {config.eval_split} split"
 
 
 def create_state(config: ml_collections.ConfigDict, key: jax.Array) -> train.TrainState:

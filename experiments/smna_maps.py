@@ -44,7 +44,7 @@ Stop it with: kill <pid> (pgrep -f 'workdir {out}' shows the pid).
 Last started {datetime.datetime.now().isoformat(timespec="seconds")} as: {_command()}
 
 Layout: manifest.json (the plan: settings and image order), train/shard-NNNNN.npz,
-heldout/shard-NNNNN.npz ({config.shard_size} images each: image, identity, identity_name,
+validation/…, test/… ({config.shard_size} images each: image, identity, identity_name,
 filename, map_black, map_white, clean_distance, reference_embedding), runs.jsonl (speed of each
 run), generate.log. Read with jaxpriv.smna.dataset.load_maps("{out}").
 Sign: s = d(pixel set to the noise colour) - d(x); s > 0 moves the face away from its identity.
@@ -63,10 +63,9 @@ def generate(config: ml_collections.ConfigDict, out: Path) -> dict:
     summary = generate_maps(
         source, out, recognizer=config.recognizer, image_size=config.image_size,
         chunk=config.chunk, images_per_device=config.images_per_device,
-        shard_size=config.shard_size, holdout_fraction=config.holdout_fraction, seed=config.seed,
-        include_heldout=config.include_heldout, max_images=config.max_images,
-        max_shards=config.max_shards, aligned_crops=config.aligned_crops,
-        only_splits=[s.strip() for s in config.only_splits.split(",") if s.strip()],
+        shard_size=config.shard_size, splits=_names(config.splits),
+        max_images=config.max_images, max_shards=config.max_shards,
+        aligned_crops=config.aligned_crops, only_splits=_names(config.only_splits),
         worker=(config.worker_index, config.worker_count) if config.worker_count else None,
     )
     now = datetime.datetime.now().isoformat(timespec="seconds")
@@ -151,6 +150,11 @@ def _markdown(r: dict) -> str:
               "is far outside the linear range, so the gradient ranks pixels almost unlike the "
               "exact queries."]
     return "\n".join(lines) + "\n"
+
+
+def _names(text: str) -> list[str]:
+    """``"a, b"`` -> ``["a", "b"]``."""
+    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:

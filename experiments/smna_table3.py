@@ -1,6 +1,7 @@
 """Table III of paper 000 (SMNA) on held-out identities, with the controls the paper lacks.
 
-Data: the ``heldout`` split of the ground-truth map set (:func:`jaxpriv.smna.dataset.load_maps`):
+Data: the ``config.eval_split`` split (``test`` by default; :mod:`jaxpriv.data.splits`) of the
+ground-truth map set (:func:`jaxpriv.smna.dataset.load_maps`):
 64×64 SMNA images of identities that no SMGG checkpoint was trained on, their exact Alg. 1 maps y
 (black and white) and the embedding of their identity's reference portrait.
 
@@ -81,7 +82,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any
     if not config.maps_path:
         raise JaxprivError("set --config.maps_path to the --workdir of "
                            "experiments/configs/smna_maps.py")
-    held = load_maps(config.maps_path, "heldout", with_metadata=True)
+    held = load_maps(config.maps_path, config.eval_split, with_metadata=True)
     train = load_maps(config.maps_path, "train")
     n = len(held["image"])
     x = jnp.asarray(held["image"], jnp.float32)

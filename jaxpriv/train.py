@@ -182,25 +182,6 @@ def to_global(arrays: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arr
     return out
 
 
-def holdout_identities(identities: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of examples whose identity is held out for evaluation.
-
-    Each identity is held out iff a uniform draw seeded by (seed, identity) is < ``fraction``, so
-    the split of an identity never changes as the dataset grows. With ≥ 2 identities and
-    ``fraction`` > 0 at least one identity is held out and at least one kept."""
-    identities = np.asarray(identities)
-    ids = np.unique(identities)
-    if fraction <= 0 or len(ids) < 2:
-        return np.zeros(len(identities), bool)
-    u = np.array([np.random.default_rng([seed, int(i)]).random() for i in ids])
-    held = u < fraction
-    if not held.any():
-        held[np.argmin(u)] = True
-    if held.all():
-        held[np.argmax(u)] = False
-    return np.isin(identities, ids[held])
-
-
 # ---------------------------------------------------------------- sharded step
 
 def sharded_step(step_fn: Callable[..., tuple[TrainState, dict]], mesh: Mesh,

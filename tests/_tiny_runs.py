@@ -25,12 +25,11 @@ FACES = (
     ("alpha", "obama.jpg", (349, 142, 617, 409)),
     ("alpha", "obama2.jpg", (171, 290, 438, 558)),
     ("alpha", "two_people.jpg", (253, 47, 408, 202)),
-    ("beta", "biden.jpg", (419, 241, 740, 562)),
-    ("beta", "two_people.jpg", (778, 57, 964, 242)),
-    ("beta", "obama2.jpg", (171, 290, 438, 558)),  # mirrored below: a different image
+    ("theta", "biden.jpg", (419, 241, 740, 562)),
+    ("theta", "two_people.jpg", (778, 57, 964, 242)),
+    ("theta", "obama2.jpg", (171, 290, 438, 558)),  # mirrored below: a different image
 )
-MAP_SETTINGS = dict(image_size=4, chunk=8, shard_size=1, holdout_fraction=0.5, seed=0,
-                    progress=False)
+MAP_SETTINGS = dict(image_size=4, chunk=8, shard_size=1, progress=False)
 
 
 def face_crop(photo: str, box: tuple[int, int, int, int], mirror: bool = False) -> np.ndarray:
@@ -49,7 +48,7 @@ def map_source() -> list[dict]:
     items, seen = [], {}
     for name, photo, box in FACES:
         k = seen[name] = seen.get(name, -1) + 1
-        items.append({"image": face_crop(photo, box, mirror=name == "beta" and k == 2),
+        items.append({"image": face_crop(photo, box, mirror=name == "theta" and k == 2),
                       "identity": 0 if name == "alpha" else 1, "identity_name": name,
                       "filename": f"{name}/{k}.png", "index_in_identity": k,
                       "is_reference": k == 0})
@@ -69,7 +68,7 @@ def smgg_config(num_steps: int):  # noqa: ANN201
     c.synthetic = True
     c.synthetic_size = 16
     c.synthetic_identities = 4
-    c.holdout_fraction = 0.0  # no eval set: only training steps
+    c.eval_split = ""  # no eval set: only training steps
     c.width = 0.125
     c.batch_size = 4
     c.num_steps = num_steps

@@ -13,7 +13,6 @@ from jaxpriv.data import (
     build_identity_faces,
     list_identity_images,
     load_identity_faces,
-    split_identities,
 )
 from jaxpriv.errors import JaxprivError
 
@@ -130,20 +129,6 @@ def test_missing_or_empty_folder(tmp_path: Path) -> None:
         build_identity_faces(tmp_path / "empty", tmp_path / "tfds")
     with pytest.raises(ValueError, match="image_size"):
         build_identity_faces(tmp_path, tmp_path / "tfds", image_size=0)
-
-
-def test_split_identities() -> None:
-    names = [f"person_{i}" for i in range(20)]
-    train, held = split_identities(names, 0.25, seed=3)
-    assert len(held) == 5 and len(train) == 15
-    assert sorted(train + held) == sorted(names)
-    assert train == sorted(train) and held == sorted(held)
-    assert split_identities(list(reversed(names)) + names[:2], 0.25, seed=3) == (train, held)
-    assert split_identities(names, 0.25, seed=4) != (train, held)
-    assert split_identities(names, 0.0) == (sorted(names), [])
-    assert split_identities(names, 1.0) == ([], sorted(names))
-    with pytest.raises(ValueError):
-        split_identities(names, 1.5)
 
 
 @pytest.mark.skipif(not GLINT.is_dir(), reason="shared glint crops not available")

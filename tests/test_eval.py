@@ -117,3 +117,22 @@ def test_split_of_trained_models_and_unseen_only(tmp_path: Path) -> None:
     (data / "Someone_Unseen").rename(data / "Tom_Hanks")  # every identity seen: an error
     assert main(["eval", "--method", "smna", "--data", str(data), "--unseen-only",
                  "--quiet"]) == 2
+
+
+def test_split_flag_keeps_only_that_split_of_identities(tmp_path: Path) -> None:
+    """--split test: only identities of the test split (jaxpriv.data.splits), stated in the
+    report; a split with none of the data's identities is a clear error."""
+    data = tmp_path / "people"
+    for ident in ("Barack_Obama", "Hugh_Laurie"):  # train, test
+        (data / ident).mkdir(parents=True)
+        shutil.copy(SAMPLES / "obama.jpg", data / ident / "0.jpg")
+        shutil.copy(SAMPLES / "obama2.jpg", data / ident / "1.jpg")
+    js, md = tmp_path / "test.json", tmp_path / "test.md"
+    assert main(["eval", "--method", "blur", "--data", str(data), "--split", "test",
+                 "--json", str(js), "--report", str(md), "--quiet"]) == 0
+    rep = json.loads(js.read_text())
+    assert (rep["identities"], rep["probes"], rep["split"]["identity_split"]) == (1, 1, "test")
+    assert "the test split of jaxpriv.data.splits" in md.read_text()
+    assert rep["command"].endswith("--split test")
+    assert main(["eval", "--method", "blur", "--data", str(data), "--split", "validation",
+                 "--quiet"]) == 2

@@ -515,7 +515,7 @@ def test_kill9_during_map_generation_then_resume(tmp_path: Path) -> None:
     assert summary["shards_written"] == 4 and summary["complete"]
     reference = _visible(straight)
     shards = sorted(k for k in reference if k.endswith(".npz"))
-    assert shards == ["heldout/shard-00000.npz", "heldout/shard-00001.npz",
+    assert shards == ["test/shard-00000.npz", "test/shard-00001.npz",
                       "train/shard-00000.npz", "train/shard-00001.npz"]
 
     _kill_when(env, lambda: (killed / "train" / "shard-00000.npz").exists(), "maps", str(killed))

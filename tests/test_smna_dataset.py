@@ -20,27 +20,27 @@ from jaxpriv.smna.dataset import Example, generation_order, load_maps, round_rob
 
 from .conftest import GLINT, ROOT
 
-SETTINGS = dict(image_size=8, chunk=8, shard_size=2, holdout_fraction=0.5, seed=0,
-                progress=False)
-IDENTITIES = ("Barack_Obama", "Daniel_Radcliffe")
+SETTINGS = dict(image_size=8, chunk=8, shard_size=2, progress=False)
+IDENTITIES = ("Barack_Obama", "Hugh_Laurie")  # train and test (jaxpriv.data.splits)
 
 
 def test_round_robin_plan_covers_identities_in_any_prefix() -> None:
-    names = ["carol", "alice", "bob"]
+    names = ["carol", "alice", "theta"]  # theta: a test identity (jaxpriv.data.splits)
     examples = [Example(10 * i + k, i, n, f"{n}/{k}.png", k)
                 for i, n in enumerate(names) for k in range(1, 4 + i)]
     order = round_robin(examples)
-    assert [e.identity_name for e in order[:3]] == ["alice", "bob", "carol"]
+    assert [e.identity_name for e in order[:3]] == ["alice", "carol", "theta"]
     assert [e.index_in_identity for e in order[:6]] == [1, 1, 1, 2, 2, 2]
     assert sorted(order, key=lambda e: e.index) == sorted(examples, key=lambda e: e.index)
-    plan = generation_order(examples[::-1], holdout_fraction=1 / 3, seed=0)
-    assert set(plan) == {"train", "heldout"}
-    train = {e.identity_name for e in plan["train"]}
-    held = {e.identity_name for e in plan["heldout"]}
-    assert len(held) == 1 and len(train) == 2 and not train & held
-    assert plan == generation_order(examples, holdout_fraction=1 / 3, seed=0)  # order-free
-    assert generation_order(examples, 1 / 3, 0, include_heldout=False, max_images=2) == {
-        "train": plan["train"][:2]}
+    plan = generation_order(examples[::-1])
+    assert set(plan) == {"train", "validation", "test"} and plan["validation"] == []
+    assert {e.identity_name for e in plan["train"]} == {"alice", "carol"}
+    assert {e.identity_name for e in plan["test"]} == {"theta"}
+    assert [e.identity_name for e in plan["train"][:2]] == ["alice", "carol"]
+    assert plan == generation_order(examples)  # order-free
+    assert generation_order(examples, ["train"], max_images=2) == {"train": plan["train"][:2]}
+    with pytest.raises(JaxprivError, match="unknown split"):
+        generation_order(examples, ["heldout"])
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def faces_tfds(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def full_run(faces_tfds, tmp_path_factory) -> tuple[Path, dict]:
-    """One uninterrupted 1-device generation (2 shards: train and heldout)."""
+    """One uninterrupted 1-device generation (2 shards: train and test)."""
     from jaxpriv.data import load_identity_faces
     from jaxpriv.parallel import make_mesh
     from jaxpriv.smna.dataset import generate_maps
@@ -74,7 +74,7 @@ def full_run(faces_tfds, tmp_path_factory) -> tuple[Path, dict]:
 
 
 def _files(out: Path) -> dict[str, bytes]:
-    return {f"{s}/{p.name}": p.read_bytes() for s in ("train", "heldout")
+    return {f"{s}/{p.name}": p.read_bytes() for s in ("train", "test")
             for p in shard_paths(out / s)}
 
 
@@ -84,13 +84,13 @@ def test_generation_writes_shards_and_rerun_skips(full_run, faces_tfds) -> None:
 
     out, summary = full_run
     assert summary["shards_written"] == 2 and summary["complete"]
-    assert set(_files(out)) == {"train/shard-00000.npz", "heldout/shard-00000.npz"}
+    assert set(_files(out)) == {"train/shard-00000.npz", "test/shard-00000.npz"}
     data = load_maps(out)
     assert sorted(data) == sorted(MAP_KEYS)
     assert data["image"].shape == (2, 8, 8, 3) and data["image"].dtype == np.uint8
     assert data["map_black"].shape == (2, 8, 8) and data["map_black"].dtype == np.float32
     assert data["identity"].dtype == np.int32 and data["clean_distance"].shape == (2,)
-    meta = load_maps(out, "heldout", with_metadata=True)
+    meta = load_maps(out, "test", with_metadata=True)
     train_names = set(load_maps(out, with_metadata=True)["identity_name"])
     assert not train_names & set(meta["identity_name"])  # identities split, not images
     names = [str(f).split("/")[1] for f in meta["filename"]]
@@ -98,12 +98,12 @@ def test_generation_writes_shards_and_rerun_skips(full_run, faces_tfds) -> None:
     assert not set(names) & refs  # reference portraits are not mapped
     assert (data["clean_distance"] > 0).all()
     assert (np.abs(data["map_white"]) > 0).any() and (np.abs(data["map_black"]) > 0).any()
-    before = {p: p.stat().st_mtime_ns for s in ("train", "heldout") for p in shard_paths(out / s)}
+    before = {p: p.stat().st_mtime_ns for s in ("train", "test") for p in shard_paths(out / s)}
     again = generate_maps(load_identity_faces(None, faces_tfds), out, **SETTINGS)
     assert again["shards_written"] == 0 and again["shards_skipped"] == 2
     assert {p: p.stat().st_mtime_ns for p in before} == before
     with pytest.raises(JaxprivError, match="other settings"):
-        generate_maps(load_identity_faces(None, faces_tfds), out, **{**SETTINGS, "seed": 1})
+        generate_maps(load_identity_faces(None, faces_tfds), out, **{**SETTINGS, "max_images": 1})
 
 
 def test_stopped_run_resumes_to_identical_bytes(full_run, faces_tfds, tmp_path) -> None:
@@ -114,7 +114,7 @@ def test_stopped_run_resumes_to_identical_bytes(full_run, faces_tfds, tmp_path) 
     first = generate_maps(source, tmp_path, max_shards=1, **SETTINGS)  # "killed" after 1 shard
     assert first["shards_written"] == 1 and not first["complete"]
     assert set(_files(tmp_path)) == {"train/shard-00000.npz"}
-    (tmp_path / "heldout" / ".shard-00000.npz.999.tmp").write_bytes(b"half-written")  # kill -9
+    (tmp_path / "test" / ".shard-00000.npz.999.tmp").write_bytes(b"half-written")  # kill -9
     second = generate_maps(source, tmp_path, **SETTINGS)
     assert second["shards_written"] == 1 and second["shards_skipped"] == 1 and second["complete"]
     assert _files(tmp_path) == _files(full_run[0])
@@ -125,18 +125,18 @@ def test_two_workers_and_split_order_match_one_run(full_run, faces_tfds, tmp_pat
     from jaxpriv.smna.dataset import generate_maps
 
     source = load_identity_faces(None, faces_tfds)
-    held = generate_maps(source, tmp_path, only_splits=["heldout"], worker=(1, 2), **SETTINGS)
+    held = generate_maps(source, tmp_path, only_splits=["test"], worker=(1, 2), **SETTINGS)
     assert held["shards_written"] == 0 and held["worker"] == [1, 2]  # shard 0 is worker 0's
-    first = generate_maps(source, tmp_path, only_splits=["heldout"], worker=(0, 2), **SETTINGS)
+    first = generate_maps(source, tmp_path, only_splits=["test"], worker=(0, 2), **SETTINGS)
     assert first["shards_written"] == 1 and not first["complete"]
-    assert set(_files(tmp_path)) == {"heldout/shard-00000.npz"}
+    assert set(_files(tmp_path)) == {"test/shard-00000.npz"}
     rest = generate_maps(source, tmp_path, worker=(0, 2), **SETTINGS)
     assert rest["shards_written"] == 1 and rest["complete"]
     assert _files(tmp_path) == _files(full_run[0])
     with pytest.raises(JaxprivError, match="worker index"):
         generate_maps(source, tmp_path, worker=(2, 2), **SETTINGS)
     with pytest.raises(JaxprivError, match="unknown split"):
-        generate_maps(source, tmp_path, only_splits=["test"], **SETTINGS)
+        generate_maps(source, tmp_path, only_splits=["heldout"], **SETTINGS)
 
 
 def test_four_simulated_devices_match_one(full_run, faces_tfds, tmp_path) -> None:
@@ -154,7 +154,7 @@ def test_four_simulated_devices_match_one(full_run, faces_tfds, tmp_path) -> Non
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
            "JAX_PLATFORMS": "cpu"}
     subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=ROOT)
-    for split in ("train", "heldout"):
+    for split in ("train", "test"):
         one, four = load_maps(full_run[0], split), load_maps(tmp_path, split)
         np.testing.assert_array_equal(four["image"], one["image"])
         for key in ("map_black", "map_white", "clean_distance"):
@@ -166,9 +166,9 @@ def test_tfds_dataset_builds_and_reads_back(full_run, tmp_path) -> None:
 
     out = full_run[0]
     build_sensitivity_maps(out, tmp_path, image_size=8)
-    source = load_sensitivity_maps(tmp_path, "heldout")
+    source = load_sensitivity_maps(tmp_path, "test")
     assert len(source) == 2 and source[0]["map_white"].shape == (8, 8)
-    for split in ("train", "heldout"):
+    for split in ("train", "test"):
         a = load_maps(out, split, with_metadata=True)
         b = load_maps(tmp_path, split, with_metadata=True)
         assert sorted(a) == sorted(b)
@@ -184,7 +184,7 @@ def test_experiment_entry_point(full_run, faces_tfds, tmp_path) -> None:
     config = get_config()
     config.update(faces_dir=str(faces_tfds.parent / "faces"), tfds_dir=str(faces_tfds),
                   maps_tfds_dir=str(tmp_path / "maps_tfds"), image_size=8, shard_size=2,
-                  holdout_fraction=0.5, n_faces=2, results_md=str(tmp_path / "lin.md"))
+                  n_faces=2, results_md=str(tmp_path / "lin.md"))
     summary = run(config, out)  # everything already generated: skips, then builds the TFDS set
     assert summary["shards_written"] == 0 and summary["complete"]
     assert load_maps(tmp_path / "maps_tfds")["image"].shape == (2, 8, 8, 3)

@@ -33,7 +33,7 @@ def table(tmp_path_factory) -> tuple[dict, Path]:
     root = tmp_path_factory.mktemp("table3")
     rec = load_recognizer("dlib_resnet")
     rng = np.random.default_rng(0)
-    for split, names, per in (("heldout", ["Hugh_Laurie"], 3), ("train", ["Tom_Hanks"], 2)):
+    for split, names, per in (("test", ["Hugh_Laurie"], 3), ("train", ["Tom_Hanks"], 2)):
         files = [f for n in names for f in sorted((GLINT / n).iterdir())[: per + 1]]
         chips = chips_from_aligned_crops(
             np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]))
@@ -93,7 +93,7 @@ def test_wrong_stored_clean_distance_is_refused(table, tmp_path) -> None:
 
     _, root = table
     shutil.copytree(root, tmp_path / "m")
-    shard = tmp_path / "m" / "heldout" / "shard-00000.npz"
+    shard = tmp_path / "m" / "test" / "shard-00000.npz"
     data = dict(np.load(shard))
     data["clean_distance"] = data["clean_distance"] + 0.1
     np.savez(shard, **data)

@@ -95,18 +95,6 @@ def test_batch_indices_deterministic_epochs() -> None:
     assert not np.array_equal(train.batch_indices(4, 0, 4, 10), a[0])
 
 
-def test_holdout_identities_stable_as_data_grows() -> None:
-    ids = np.repeat(np.arange(10), 3)
-    held = train.holdout_identities(ids, 0.3, seed=0)
-    assert 0 < len(np.unique(ids[held])) < 10
-    assert all(held[ids == i].all() or not held[ids == i].any() for i in range(10))
-    grown = np.concatenate([ids, np.repeat(np.arange(10, 14), 2)])
-    held2 = train.holdout_identities(grown, 0.3, seed=0)
-    np.testing.assert_array_equal(held2[: len(ids)], held)
-    assert train.holdout_identities(np.array([1, 2]), 0.01, 0).sum() == 1  # at least one
-    assert not train.holdout_identities(ids, 0.0, 0).any()
-
-
 def test_metric_logger_drops_lines_after_resume_step(tmp_path) -> None:
     log = train.MetricLogger(tmp_path, stream=io.StringIO())
     for s in range(1, 6):

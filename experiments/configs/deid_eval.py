@@ -20,13 +20,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.lambda_id = 0.0
     c.project_batch = 8
     c.mask = "hull68"
-    # held-out glint faces (identities never seen by the GAN), as photos: crop padded by 25 %
+    # glint faces of the eval_split identities (jaxpriv.data.splits; never seen by the GAN), as
+    # photos: crop padded by 25 %
     # and upsampled ×3 (jaxpriv.faces.align.photo_from_aligned_crop)
     c.faces_dir = "../shared/data/faces/glint"
     c.tfds_dir = "/tmp/jaxpriv_tfds"
     c.cache_dir = ""  # "" = <workdir>/cache
-    c.holdout_fraction = 0.25
-    c.split_seed = 0
+    c.eval_split = "test"  # "validation" while choosing defaults
     c.glint_per_identity = 12
     # full photos: the bundled samples and the MIT-licensed face_recognition scenes
     c.scene_globs = ("jaxpriv/samples/*.jpg",

@@ -23,8 +23,7 @@ def get_config(variant: str = "64") -> ml_collections.ConfigDict:
     c.faces_dir = "../shared/data/faces/glint"
     c.tfds_dir = "/tmp/jaxpriv_tfds"
     c.cache_dir = ""  # "" = <workdir>/cache
-    c.holdout_fraction = 0.25  # identities held out of GAN training (jaxpriv.data.split_identities)
-    c.split_seed = 0
+    # trained on the train identities of jaxpriv.data.splits only
     # model (jaxpriv.deid.generator.GeneratorConfig)
     c.resolution = 64
     c.z_dim = 128

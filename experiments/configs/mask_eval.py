@@ -1,4 +1,5 @@
-"""Mask-template protection vs dlib on held-out glint identities (T_o, F_c, T_r, r_s, SSIM, PSNR).
+"""Mask-template protection vs dlib on the glint identities of one split (T_o, F_c, T_r, r_s,
+SSIM, PSNR).
 
 Run: python -m experiments.main --config experiments/configs/mask_eval.py --workdir DIR
 Smoke run: --config.max_per_identity=2 --config.bits='(3,)'
@@ -13,9 +14,8 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "mask_eval"
     c.faces_dir = "../shared/data/faces/glint"
-    c.holdout_fraction = 0.3  # same split as experiments/configs/mask_train.py
-    c.split_seed = 0
-    c.max_per_identity = 30  # probes per held-out identity (after the reference)
+    c.eval_split = "test"  # identities measured (jaxpriv.data.splits; "validation" to tune)
+    c.max_per_identity = 30  # probes per identity (after the reference)
     c.bits = (1, 2, 3, 4)
     c.model_dir = ""  # '' = the shipped ckpt/mask_perturb_dlib
     c.password = "experiment password"  # one user; a fresh random salt per image

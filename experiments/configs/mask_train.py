@@ -13,8 +13,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "mask_train"
     c.faces_dir = "../shared/data/faces/glint"
-    c.holdout_fraction = 0.3  # same split as experiments/configs/mask_eval.py
-    c.split_seed = 0
+    # trained on the train identities of jaxpriv.data.splits only
     c.max_per_identity = 24  # training chips per training identity
     c.out_ckpt = "ckpt/mask_perturb_dlib"  # the small shipped model ('' = none)
     c.seed = 0

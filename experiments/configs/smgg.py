@@ -32,7 +32,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.beta1 = 0.5
     c.flip = False  # random horizontal flips of (x, y) (not in the paper)
     c.seed = 0
-    c.holdout_fraction = 0.2  # share of identities held out for evaluation
+    # eval set: maps of this split of identities (jaxpriv.data.splits): "validation" while
+    # choosing settings, "test" for the reported numbers, "" for none
+    c.eval_split = "validation"
     c.log_every = 10
     c.eval_every = 100
     c.eval_protection = True  # Table III: dlib distance of held-out faces, noise from y vs G(x)

@@ -32,12 +32,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.chunk = 8  # perturbed images per vmapped batch per device (best on the 2-core CPU)
     c.images_per_device = 1  # images mapped at once per device
     c.shard_size = 4  # images per shard file (a kill loses at most one shard of work)
-    c.holdout_fraction = 0.2  # identities held out for evaluation (split_identities)
-    c.seed = 0  # identity split seed
-    c.include_heldout = True  # after the train identities, also map the held-out ones
+    c.splits = "train,validation,test"  # identity splits mapped (jaxpriv.data.splits; the plan)
     c.max_images = 0  # per split, 0 = all (part of the plan: fixed for one workdir)
     c.max_shards = 0  # stop this run after writing N new shards (0 = no limit)
-    c.only_splits = "train,heldout"  # splits this run works on, in this order (not the plan)
+    c.only_splits = "train,validation,test"  # splits this run works on, in order (not the plan)
     # Independent workers on one host: worker_count > 0 takes every worker_count-th shard from
     # worker_index (0 = split by jax.process_index/count). 2-core CPU: one worker pinned per
     # core (taskset -c 0 / -c 1) ran 1.6× the queries of one process on both (benchmarks/cores.py).

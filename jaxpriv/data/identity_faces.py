@@ -27,8 +27,6 @@ reuses the prepared data whatever the manual dir.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -99,27 +97,6 @@ def list_identity_images(root: str | os.PathLike[str]) -> dict[str, list[str]]:
         if files:
             images[folder.name] = files
     return images
-
-
-def split_identities(
-    names: Sequence[str], holdout_fraction: float, seed: int = 0
-) -> tuple[list[str], list[str]]:
-    """Split identity names into (train, held out), both sorted, deterministically.
-
-    `holdout_fraction * len(unique names)` (rounded half up) identities are held out: those
-    with the smallest SHA-256 of `"<seed>:<name>"`. The result depends only on the set of
-    names and the seed, not on their order nor on numpy or Python versions.
-    """
-    if not 0.0 <= holdout_fraction <= 1.0:
-        raise ValueError(f"holdout_fraction must be in [0, 1], got {holdout_fraction}")
-    unique = sorted(set(names))
-    n_held = math.floor(holdout_fraction * len(unique) + 0.5)
-
-    def rank(name: str) -> str:
-        return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
-
-    held = set(sorted(unique, key=rank)[:n_held])
-    return [n for n in unique if n not in held], [n for n in unique if n in held]
 
 
 def _resize(pixels: np.ndarray, size: int) -> np.ndarray:

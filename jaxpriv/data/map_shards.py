@@ -7,9 +7,10 @@ Written by :func:`jaxpriv.smna.dataset.generate_maps`, read by
     <dir>/manifest.json                the plan (settings, identity names, files per split)
     <dir>/<split>/shard-NNNNN.npz      uncompressed npz, fixed zip timestamps (byte-reproducible)
 
-Splits: ``train`` and ``heldout``. Shard contents: ``image`` uint8 (n,S,S,3), ``identity`` int32
-(n,), ``identity_name``, ``filename`` (unicode), ``map_black``, ``map_white`` float32 (n,S,S),
-``clean_distance`` float32 (n,), ``reference_embedding`` float32 (n,D). Every file is written
+Splits: ``train``, ``validation``, ``test`` (:mod:`jaxpriv.data.splits`). Shard contents:
+``image`` uint8 (n,S,S,3), ``identity`` int32 (n,), ``identity_name``, ``filename`` (unicode),
+``map_black``, ``map_white`` float32 (n,S,S), ``clean_distance`` float32 (n,),
+``reference_embedding`` float32 (n,D). Every file is written
 atomically (temporary file in the same directory + rename), so a killed writer leaves whole files.
 """
 
@@ -27,9 +28,8 @@ import numpy as np
 
 from jaxpriv.errors import JaxprivError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: splits train/validation/test (1: train/heldout)
 MANIFEST = "manifest.json"
-SPLITS = ("train", "heldout")
 MAP_KEYS = ("image", "identity", "map_black", "map_white", "clean_distance")
 META_KEYS = ("identity_name", "filename", "reference_embedding")
 SHARD_RE = re.compile(r"^shard-(\d{5})\.npz$")

@@ -3,8 +3,9 @@
 The manual dir is the output directory of `jaxpriv.smna.dataset.generate_maps` (a shards
 directory, format in the module beside this one, `jaxpriv.data.map_shards`); nothing is
 computed here, the shards are copied into `array_record` files readable without TensorFlow via
-`builder.as_data_source(split)`. Splits: `train` and, if generated, `heldout` (identities held
-out for evaluation). Examples keep the generation order (round-robin over identities).
+`builder.as_data_source(split)`. Splits: those generated of `train`, `validation` and `test`
+(the identity split of `jaxpriv.data.splits`). Examples keep the generation order
+(round-robin over identities).
 
 Features of an example (`S` = config `image_size`, 64 by default):
 
@@ -34,7 +35,7 @@ from jaxpriv.errors import JaxprivError
 _MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Give as manual dir the output directory of `jaxpriv.smna.dataset.generate_maps` (or the
 --workdir of `python -m experiments.main --config experiments/configs/smna_maps.py`): it holds
-`manifest.json` and `train/shard-00000.npz`, ... (and `heldout/...`).
+`manifest.json` and `train/shard-00000.npz`, ... (and `validation/...`, `test/...`).
 """
 
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jaxpriv.data.splits import SPLITS
 from jaxpriv.errors import JaxprivError
 from jaxpriv.eval.protocol import CROP_MAX_SIDE, evaluate
 from jaxpriv.eval.report import markdown, plot
@@ -19,7 +20,8 @@ from jaxpriv.methods import MethodSpec, Option, add_option_flags, get_method, gi
 from jaxpriv.protect import seed_arg
 
 _OWN_FLAGS = {"method", "data", "recognizer", "weights", "json", "report", "max_per_identity",
-              "sweep", "plot", "seed", "aligned_crops", "overwrite", "quiet", "unseen_only"}
+              "sweep", "plot", "seed", "aligned_crops", "overwrite", "quiet", "unseen_only",
+              "split"}
 
 
 def parse_sweep(text: str, spec: MethodSpec) -> tuple[str, list[Any]]:
@@ -54,6 +56,8 @@ def command_line(args: argparse.Namespace, options: dict[str, Any]) -> str:
         parts.append("--aligned-crops" if args.aligned_crops else "--no-aligned-crops")
     if args.unseen_only:
         parts.append("--unseen-only")
+    if args.split != "all":
+        parts += ["--split", args.split]
     for name, value in options.items():
         parts += ["--" + name.replace("_", "-"), str(value)]
     return " ".join(parts)
@@ -76,7 +80,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = evaluate(args.data, spec.name, option_sets, recognizer=args.recognizer,
                       max_per_identity=args.max_per_identity, seed=args.seed,
                       aligned_crops=args.aligned_crops, weights=args.weights,
-                      progress=not args.quiet, unseen_only=args.unseen_only)
+                      progress=not args.quiet, unseen_only=args.unseen_only,
+                      identity_split=args.split)
     report["sweep"] = param
     report["command"] = command_line(args, given)
     text = markdown(report)
@@ -113,6 +118,9 @@ def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--unseen-only", action="store_true",
                    help="only identities the method's model (smna, deid, mask) was never trained "
                    "on, as its checkpoint records them")
+    p.add_argument("--split", default="all", choices=("all", *SPLITS),
+                   help="only the identities of one split of jaxpriv.data.splits (test: for "
+                   "reported numbers; validation: to choose defaults); default all")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_option_flags(p, skip=_OWN_FLAGS)

@@ -43,6 +43,8 @@ from PIL import Image
 
 from jaxpriv import metrics
 from jaxpriv.checkpoints import read_config
+from jaxpriv.data.splits import SPLITS
+from jaxpriv.data.splits import identity_split as split_of_identity
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
@@ -244,10 +246,13 @@ def evaluate(
     weights: str | None = None,
     progress: bool = True,
     unseen_only: bool = False,
+    identity_split: str = "all",
 ) -> dict[str, Any]:
     """Run the protocol for ``method`` with each of ``option_sets`` (default: the method's
     defaults); returns the report as a JSON-ready dict (see ``jaxpriv eval --help``).
-    ``unseen_only``: only identities the method's model was never trained on."""
+    ``unseen_only``: only identities the method's model was never trained on;
+    ``identity_split``: ``all`` or only the identities of one split of :mod:`jaxpriv.data.splits`
+    (``test`` for reported numbers, ``validation`` to choose defaults)."""
     from tqdm import tqdm
 
     from jaxpriv.recognizers import load_recognizer
@@ -257,6 +262,12 @@ def evaluate(
     protects: list[ProtectFn] = [spec.make(**o) for o in option_sets]
     rec = load_recognizer(recognizer, **({"weights": weights} if weights else {}))
     identities = list_identities(data, max_per_identity)
+    if identity_split != "all":
+        if identity_split not in SPLITS:
+            raise JaxprivError(f"--split must be all or one of {', '.join(SPLITS)}")
+        identities = [i for i in identities if split_of_identity(i.name) == identity_split]
+        if not identities:
+            raise JaxprivError(f"--split {identity_split}: no identity of {data} is in it")
     split = split_of(spec.name, option_sets, [i.name for i in identities])
     if unseen_only:
         if not split["recorded"]:
@@ -339,7 +350,7 @@ def evaluate(
 
     matched = genuine < rec.threshold
     seen = set(split["seen"])
-    split |= {"unseen_only": unseen_only,
+    split |= {"unseen_only": unseen_only, "identity_split": identity_split,
               "identities_seen": sum(n in seen for n in names),
               "probes_seen": sum(names[i] in seen for i in probe_ids)}
     results = []

@@ -31,6 +31,13 @@ def split_text(report: dict[str, Any]) -> str:
     split = report.get("split")
     if split is None:
         return "Split: not recorded (report written before splits were)."
+    which = split.get("identity_split", "all")
+    head = ("Identities: all of the data. " if which == "all" else
+            f"Identities: the {which} split of jaxpriv.data.splits. ")
+    return head + _model_split_text(report, split)
+
+
+def _model_split_text(report: dict[str, Any], split: dict[str, Any]) -> str:
     if not split["models"]:
         return f"Split: `{report['method']}` has no trained model."
     models = ", ".join(f"`{m}`" for m in split["models"])

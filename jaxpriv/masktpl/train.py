@@ -74,18 +74,18 @@ def log_line(run_dir: Path, record: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------ data
 
 
-def training_chips(faces_dir: str, holdout_fraction: float, split_seed: int,
-                   max_per_identity: int, cache: Path | None = None) -> np.ndarray:
-    """uint8 ``(N, 150, 150, 3)`` chips of the *training* identities (the held-out ones of
-    :func:`jaxpriv.data.split_identities` are never read), first ``max_per_identity`` sorted
-    images each; cached in ``cache`` (.npy) when given."""
+def training_chips(faces_dir: str, max_per_identity: int,
+                   cache: Path | None = None) -> np.ndarray:
+    """uint8 ``(N, 150, 150, 3)`` chips of the *train* identities of :mod:`jaxpriv.data.splits`
+    (validation and test ones are never read), first ``max_per_identity`` sorted images each;
+    cached in ``cache`` (.npy) when given."""
     if cache is not None and cache.exists():
         return np.load(cache)
     # tensorflow_datasets (a heavy import) comes with jaxpriv.data's identity_faces
     from jaxpriv.data import list_identity_images, split_identities
 
     images = list_identity_images(faces_dir)
-    train, _ = split_identities(sorted(images), holdout_fraction, split_seed)
+    train = split_identities(images)["train"]
     files = [Path(faces_dir) / name / f for name in train for f in images[name][:max_per_identity]]
     chips = np.stack([chips_from_aligned_crops(load_image(p))[0]
                       for p in tqdm(files, desc="chips", unit="img")])

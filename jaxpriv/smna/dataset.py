@@ -6,11 +6,12 @@ is itself excluded (its distance is 0). Each other image ``x`` is aligned to the
 (dlib: 150×150), downsampled to the 64×64 SMNA image (`to_smna_image`) and gets a black and a
 white map against the embedding of its portrait's full-size chip (`sensitivity_maps`).
 
-Plan (fixed by the manifest, deterministic): identities are split into train / held out
-(`split_identities(names, holdout_fraction, seed)`); within a split, images are ordered
+Plan (fixed by the manifest, deterministic): identities fall into the project's one split
+(:mod:`jaxpriv.data.splits`: train / validation / test); within a split, images are ordered
 round-robin over the sorted identities (the 1st non-reference image of every identity, then the
-2nd, ...), so any prefix covers every identity; train first, then held out. Split ``k`` is cut
-into shards of `shard_size` consecutive images, `<out_dir>/<split>/shard-NNNNN.npz`.
+2nd, ...), so any prefix covers every identity; train first, then validation, then test.
+Split ``k`` is cut into shards of `shard_size` consecutive images,
+`<out_dir>/<split>/shard-NNNNN.npz`.
 
 Execution: shard ``i`` of a split is done by worker ``i % count == index`` with ``(index, count)``
 = ``(jax.process_index(), jax.process_count())`` (pods: each host works alone, no cross-host
@@ -44,7 +45,6 @@ from jaxpriv.data.map_shards import (
     FORMAT_VERSION,
     MAP_KEYS,
     META_KEYS,
-    SPLITS,
     is_shards_dir,
     read_manifest,
     read_split,
@@ -52,16 +52,18 @@ from jaxpriv.data.map_shards import (
     write_manifest,
     write_npz_atomic,
 )
+from jaxpriv.data.splits import SPLITS, identity_split
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import chips_from_aligned_crops, extract_chips, require_one_face
 from jaxpriv.parallel import make_mesh
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.smna.sensitivity import sensitivity_maps, to_smna_image
 
+SPLIT_RULE = "jaxpriv.data.splits: SHA-256('0:'+name), test < 0.2 <= validation < 0.3 <= train"
+
 # Manifest entries that define the shards' contents: a resume must match them exactly.
 _PLAN_KEYS = ("format", "recognizer", "image_size", "chunk", "images_per_device", "shard_size",
-              "holdout_fraction", "seed", "include_heldout", "max_images", "aligned_crops",
-              "splits")
+              "split_rule", "max_images", "aligned_crops", "splits")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,20 +108,16 @@ def round_robin(examples: Sequence[Example]) -> list[Example]:
 
 def generation_order(
     examples: Sequence[Example],
-    holdout_fraction: float = 0.2,
-    seed: int = 0,
-    include_heldout: bool = True,
+    splits: Sequence[str] = SPLITS,
     max_images: int = 0,
 ) -> dict[str, list[Example]]:
-    """The plan: `{"train": [...], "heldout": [...]}` round-robin orders (held out only with
-    `include_heldout`), each cut to its first `max_images` (0 = all)."""
-    # tensorflow_datasets (a heavy import) comes with identity_faces; only the plan needs it
-    from jaxpriv.data.identity_faces import split_identities
-
-    train, held = split_identities([e.identity_name for e in examples], holdout_fraction, seed)
-    plan = {"train": round_robin([e for e in examples if e.identity_name in set(train)])}
-    if include_heldout:
-        plan["heldout"] = round_robin([e for e in examples if e.identity_name in set(held)])
+    """The plan: `{split: [...]}` round-robin orders of the identities of each of `splits`
+    (:func:`jaxpriv.data.splits.identity_split`), each cut to its first `max_images` (0 = all)."""
+    bad = [s for s in splits if s not in SPLITS]
+    if bad:
+        raise JaxprivError(f"unknown split(s) {', '.join(bad)}; choose from {', '.join(SPLITS)}")
+    plan = {split: round_robin([e for e in examples if identity_split(e.identity_name) == split])
+            for split in SPLITS if split in splits}
     if max_images:
         plan = {k: v[:max_images] for k, v in plan.items()}
     return plan
@@ -146,9 +144,7 @@ def generate_maps(
     chunk: int = 8,
     images_per_device: int = 1,
     shard_size: int = 4,
-    holdout_fraction: float = 0.2,
-    seed: int = 0,
-    include_heldout: bool = True,
+    splits: Sequence[str] = SPLITS,
     max_images: int = 0,
     max_shards: int = 0,
     only_splits: Sequence[str] = SPLITS,
@@ -159,11 +155,11 @@ def generate_maps(
 ) -> dict[str, Any]:
     """Compute and write the missing shards of black and white Alg. 1 maps (see module doc).
 
-    `max_images` (per split, 0 = all) is part of the plan; `max_shards` (0 = no limit) only
-    stops this run after writing that many new shards; `only_splits` names the splits this run
-    works on (in that order). `worker=(index, count)` takes every count-th shard from index
-    (default: this JAX process of all). `mesh` defaults to all local devices.
-    Returns counts and speeds of this run (`images_per_s`, `queries_per_s`)."""
+    `splits` (which splits are mapped) and `max_images` (per split, 0 = all) are the plan;
+    `max_shards` (0 = no limit) only stops this run after writing that many new shards;
+    `only_splits` names the splits this run works on (in that order). `worker=(index, count)`
+    takes every count-th shard from index (default: this JAX process of all). `mesh` defaults
+    to all local devices. Returns counts and speeds (`images_per_s`, `queries_per_s`)."""
     out = Path(out_dir)
     bad = [s for s in only_splits if s not in SPLITS]
     if bad:
@@ -174,13 +170,12 @@ def generate_maps(
     rec = load_recognizer(recognizer)
     mesh = make_mesh(local=True) if mesh is None else mesh
     examples, refs = list_examples(source)
-    plan = generation_order(examples, holdout_fraction, seed, include_heldout, max_images)
+    plan = generation_order(examples, splits, max_images)
     names = {e.identity: e.identity_name for e in [*examples, *refs.values()]}
     manifest = {
         "format": FORMAT_VERSION, "recognizer": recognizer, "image_size": image_size,
         "chunk": chunk, "images_per_device": images_per_device, "shard_size": shard_size,
-        "holdout_fraction": holdout_fraction, "seed": seed, "include_heldout": include_heldout,
-        "max_images": max_images, "aligned_crops": aligned_crops,
+        "split_rule": SPLIT_RULE, "max_images": max_images, "aligned_crops": aligned_crops,
         "identity_names": [names.get(i, f"#{i}") for i in range(max(names, default=-1) + 1)],
         "reference": "is_reference image of each identity; embedding of its full-size chip",
         "smna_image": "dlib chip, cv2.INTER_AREA to image_size, uint8",
