@@ -3,10 +3,11 @@
 of the synthesis up to each wavelet level (features only: the export has no image head there).
 
 One round = every case once (interleaved, so load from other processes hits all alike); each case
-is run once untimed first (JIT compilation). Reported: median seconds per face over the rounds.
+is run once untimed first (JIT compilation). Reported: median seconds per face over the rounds and
+``ratio_vs_openvino`` = that median / OpenVINO's median forward in the same run.
 
-Run ``python benchmarks/mobilestylegan.py [--repeats N] [--json PATH]`` (needs random-face
-installed with ``--no-deps``; the OpenVINO row needs ``openvino``).
+Run ``python benchmarks/mobilestylegan.py [--quick] [--repeats N] [--json PATH]`` (needs
+random-face installed with ``--no-deps``; the OpenVINO row and ratios need ``openvino``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+try:  # before JAX starts its threads (openvino forks a helper process on import)
+    import openvino
+except ImportError:
+    openvino = None
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,11 +30,16 @@ import numpy as np
 from jaxpriv.deid import mobilestylegan as msg
 from jaxpriv.machine import machine_description
 
+OPENVINO = "openvino forward 1024²"
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3, help="timed rounds (default 3)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed rounds (default 3, 1 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: 1 round, no per-level feature rows")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     return p.parse_args(argv)
 
@@ -49,7 +59,7 @@ def level_fn(params: dict, n_blocks: int) -> Callable[[jax.Array], jax.Array]:
     return jax.jit(run)
 
 
-def cases(params: dict) -> dict[str, Callable[[], object]]:
+def cases(params: dict, levels: bool = True) -> dict[str, Callable[[], object]]:
     """Name → a zero-argument call that blocks until its result is ready."""
     w = msg.mapping(params, jnp.asarray(np.random.default_rng(0).standard_normal((1, 512)),
                                         jnp.float32))
@@ -61,47 +71,48 @@ def cases(params: dict) -> dict[str, Callable[[], object]]:
             lambda w, s=size, t=target: jnp.mean((msg.synthesis(params, w, s) - t) ** 2)))
         out[f"jax forward {size}²"] = lambda f=fwd: f(w).block_until_ready()
         out[f"jax forward+grad(w) {size}²"] = lambda g=grad: g(w)[1].block_until_ready()
-    for n in range(len(msg.CHANNELS)):
+    for n in range(len(msg.CHANNELS) if levels else 0):
         f = level_fn(params, n + 1)
         out[f"jax features to block {n} ({8 << n}²)"] = lambda f=f: f(w).block_until_ready()
-    try:
-        import openvino as ov
-
+    if openvino is not None:
         from jaxpriv.checkpoints import random_face_file as rf
 
-        core = ov.Core()
+        core = openvino.Core()
         snet = core.compile_model(core.read_model(rf("SynthesisNetwork.xml"),
                                                   rf("SynthesisNetwork.bin")),
                                   "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         w_np = np.asarray(w)
-        out["openvino forward 1024²"] = lambda: snet(w_np)
-    except ImportError:
-        pass
+        out[OPENVINO] = lambda: snet(w_np)
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
     params = msg.load_params()
-    todo = cases(params)
+    todo = cases(params, levels=not args.quick)
     compile_s = {}
     for name, call in todo.items():
         t = time.perf_counter()
         call()
         compile_s[name] = time.perf_counter() - t
     times: dict[str, list[float]] = {name: [] for name in todo}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for name, call in todo.items():
             t = time.perf_counter()
             call()
             times[name].append(time.perf_counter() - t)
-    rows = [{"case": n, "median_s": statistics.median(ts), "min_s": min(ts),
-             "first_call_s": compile_s[n]} for n, ts in times.items()]
+    med = {n: statistics.median(ts) for n, ts in times.items()}
+    rows = [{"case": n, "median_s": med[n], "min_s": min(ts), "first_call_s": compile_s[n]}
+            | ({"ratio_vs_openvino": med[n] / med[OPENVINO]} if OPENVINO in med else {})
+            for n, ts in times.items()]
     info = machine_description()
     print(info)
-    print(f"{'case':40s} {'median s':>9s} {'min s':>8s} {'1st call s':>10s}")
+    print(f"{'case':40s} {'median s':>9s} {'min s':>8s} {'1st call s':>10s} {'vs openvino':>11s}")
     for r in rows:
-        print(f"{r['case']:40s} {r['median_s']:9.3f} {r['min_s']:8.3f} {r['first_call_s']:10.1f}")
+        ratio = f"{r['ratio_vs_openvino']:10.1f}x" if "ratio_vs_openvino" in r else ""
+        print(f"{r['case']:40s} {r['median_s']:9.3f} {r['min_s']:8.3f} "
+              f"{r['first_call_s']:10.1f} {ratio:>11s}")
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "results": rows}, indent=2) + "\n")
 

@@ -55,6 +55,17 @@ class MappingNetwork(nn.Module):
         return x
 
 
+def depthwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Depthwise k×k convolution (cross-correlation, zero "SAME" padding) of NHWC ``x`` with
+    ``kernel`` (k, k, 1, C), as a sum of k² shifted products: on XLA CPU ≈ 7× faster (forward
+    and gradient) than ``conv_general_dilated`` with ``feature_group_count=C``."""
+    k, (h, w) = kernel.shape[0], x.shape[1:3]
+    r = k // 2
+    padded = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
+    return sum(padded[:, i:i + h, j:j + w, :] * kernel[i, j, 0]
+               for i in range(k) for j in range(k))
+
+
 class StyledConv(nn.Module):
     """Modulated convolution (input scaled by the style, 1/√(C_in·k²)) + noise + bias + lrelu.
     ``depthwise``: a k×k depthwise then a 1×1 pointwise convolution (MobileStyleGAN), else one
@@ -71,9 +82,7 @@ class StyledConv(nn.Module):
         style = nn.Dense(cin, name="modulation")(w) / math.sqrt(cin * k * k)
         x = x * style[:, None, None, :]
         if self.depthwise:
-            dw = self.param("weight_dw", init, (k, k, 1, cin))
-            x = jax.lax.conv_general_dilated(x, dw, (1, 1), "SAME", dimension_numbers=_NHWC,
-                                             feature_group_count=cin)
+            x = depthwise_conv(x, self.param("weight_dw", init, (k, k, 1, cin)))
             x = x @ self.param("weight_pw", init, (cin, self.features))
         else:
             x = jax.lax.conv_general_dilated(
