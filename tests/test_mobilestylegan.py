@@ -36,6 +36,12 @@ def params():
 
 
 @pytest.fixture(scope="module")
+def render(params):
+    """Jitted ``w → 1024² image`` (compiled once for the module)."""
+    return jax.jit(lambda w: msg.synthesis(params, w))
+
+
+@pytest.fixture(scope="module")
 def openvino_nets():
     ov = pytest.importorskip("openvino")
     data, core = _ir_files(), ov.Core()
@@ -64,28 +70,27 @@ def test_converted_params_fit_the_flax_modules(params) -> None:
     assert jax.tree_util.tree_map(lambda a: a.shape, params) == shapes
 
 
-def test_matches_openvino_mapping_and_1024_image(params, openvino_nets) -> None:
+def test_matches_openvino_mapping_and_1024_image(params, render, openvino_nets) -> None:
     mnet, snet = openvino_nets
     map_fn = jax.jit(lambda z: msg.mapping(params, z))
-    synth_fn = jax.jit(lambda w: msg.synthesis(params, w))
     for seed in SEEDS:
         z = np.random.default_rng(seed).standard_normal((1, msg.STYLE_DIM)).astype(np.float32)
         w_ref = mnet(z)[0]
         w = np.asarray(map_fn(jnp.asarray(z)))
         assert np.abs(w - w_ref).max() <= 1e-5 * np.abs(w_ref).max()
         ref = snet(w_ref)[0][0].transpose(1, 2, 0)  # NCHW → HWC
-        img = np.asarray(synth_fn(jnp.asarray(w_ref)))[0]
+        img = np.asarray(render(jnp.asarray(w_ref)))[0]
         assert img.shape == (1024, 1024, 3)
         span = float(ref.max() - ref.min())
         assert span > 1.0  # a real image, not a constant
         assert np.abs(img - ref).max() <= 2e-4 * span, np.abs(img - ref).max() / span
 
 
-def test_size_512_is_the_2x2_mean_of_the_1024_image(params) -> None:
+def test_size_512_is_the_2x2_mean_of_the_1024_image(params, render) -> None:
     w = msg.mapping(params, jnp.asarray(np.random.default_rng(7).standard_normal((1, 512)),
                                         jnp.float32))
-    full, half = (np.asarray(x) for x in jax.jit(
-        lambda w: (msg.synthesis(params, w), msg.synthesis(params, w, size=512)))(w))
+    full = np.asarray(render(w))
+    half = np.asarray(jax.jit(lambda w: msg.synthesis(params, w, size=512))(w))
     pooled = full.reshape(1, 512, 2, 512, 2, 3).mean((2, 4))
     np.testing.assert_allclose(half, pooled, atol=1e-5 * np.abs(full).max())
     with pytest.raises(ValueError, match="size must be"):
