@@ -14,12 +14,15 @@ from typing import Any
 from jaxpriv.errors import JaxprivError
 from jaxpriv.eval.protocol import CROP_MAX_SIDE, evaluate
 from jaxpriv.eval.report import markdown, plot
+from jaxpriv.faces import DEFAULT_DETECTOR
+from jaxpriv.faces.detect import detector_arg
 from jaxpriv.io import check_writable, write_text_atomic
 from jaxpriv.methods import MethodSpec, Option, add_option_flags, get_method, given_options
 from jaxpriv.protect import seed_arg
 
 _OWN_FLAGS = {"method", "data", "recognizer", "weights", "json", "report", "max_per_identity",
-              "sweep", "plot", "seed", "aligned_crops", "overwrite", "quiet", "unseen_only"}
+              "sweep", "plot", "seed", "aligned_crops", "overwrite", "quiet", "unseen_only",
+              "detector"}
 
 
 def parse_sweep(text: str, spec: MethodSpec) -> tuple[str, list[Any]]:
@@ -54,6 +57,8 @@ def command_line(args: argparse.Namespace, options: dict[str, Any]) -> str:
         parts.append("--aligned-crops" if args.aligned_crops else "--no-aligned-crops")
     if args.unseen_only:
         parts.append("--unseen-only")
+    if args.detector != DEFAULT_DETECTOR:
+        parts += ["--detector", args.detector]
     for name, value in options.items():
         parts += ["--" + name.replace("_", "-"), str(value)]
     return " ".join(parts)
@@ -76,7 +81,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = evaluate(args.data, spec.name, option_sets, recognizer=args.recognizer,
                       max_per_identity=args.max_per_identity, seed=args.seed,
                       aligned_crops=args.aligned_crops, weights=args.weights,
-                      progress=not args.quiet, unseen_only=args.unseen_only)
+                      progress=not args.quiet, unseen_only=args.unseen_only,
+                      detector=args.detector)
     report["sweep"] = param
     report["command"] = command_line(args, given)
     text = markdown(report)
@@ -115,6 +121,7 @@ def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
                    "on, as its checkpoint records them")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    detector_arg(p)
     add_option_flags(p, skip=_OWN_FLAGS)
     p.set_defaults(func=cmd_eval)
     return p
