@@ -140,16 +140,23 @@ def test_tracker_bridges_gaps_and_keeps_ids() -> None:
 # --------------------------------------------------------------------------- files
 
 
-def test_blur_video_keeps_format_and_protects_every_frame(clip, tmp_path: Path) -> None:
+@pytest.mark.parametrize("detector", ["yunet", "hog"])
+def test_blur_video_keeps_format_and_protects_every_frame(clip, tmp_path: Path,
+                                                          detector: str) -> None:
+    """Both detectors protect both faces on every frame. At this clip's 320×240 YuNet also fires
+    on crossed arms at the bottom edge on some frames (score 0.6–0.7): extra short tracks, extra
+    blur, no face missed; HOG's tracks are exactly the two faces."""
     out = tmp_path / "two.mp4"
-    r = video.protect_video(clip.path, out, get_method("blur").make(), jax.random.key(0), QUIET)
+    options = video.VideoOptions(progress=False, detector=detector)
+    r = video.protect_video(clip.path, out, get_method("blur").make(), jax.random.key(0), options)
     src, dst = info(clip.path), info(out)
     assert dst["frames"] == src["frames"] == r.frames == 30
     assert dst["fps"] == src["fps"] == 15 and dst["size"] == src["size"] == (320, 240)
     assert abs(dst["duration"] - src["duration"]) <= 1 / 15 + 1e-6
     assert dst["codec"] == "h264" and r.codec == "libx264"
     assert dst["audio_codec"] == "aac" and dst["audio"] == src["audio"]  # copied packet by packet
-    assert r.audio == "aac copied" and r.tracks == 2 and r.face_frames == 30
+    assert r.audio == "aac copied" and r.face_frames == 30
+    assert r.tracks == 2 if detector == "hog" else r.tracks >= 2
     changes = face_changes(clip.path, out, clip.boxes)
     assert changes.min() > CHANGED, changes.min()
     a, b = next(video.read_frames(clip.path)), next(video.read_frames(out))
@@ -164,15 +171,17 @@ def test_blur_video_keeps_format_and_protects_every_frame(clip, tmp_path: Path) 
 
 
 def test_detector_misses_are_bridged(clip, tmp_path: Path, monkeypatch) -> None:
-    """The dlib detector returns nothing on frames 0-1 (before the first detection) and 10-13;
-    those frames' faces are still protected. With no bridging they are not (the check works)."""
+    """The detector returns nothing on frames 0-1 (before the first detection) and 10-13; those
+    frames' faces are still protected. With no bridging they are not (the check works). HOG:
+    the track counts assume no false alarm (YuNet fires on crossed arms at this size)."""
     miss = {0, 1, 10, 11, 12, 13}
     calls = []
     real = pipeline.detect_faces
 
-    def flaky(image: np.ndarray, upsample: int = 1) -> list[Face]:
+    def flaky(image: np.ndarray, upsample: int | None = None, detector: str = "hog"
+              ) -> list[Face]:
         calls.append(len(calls))
-        return [] if calls[-1] in miss else real(image, upsample=upsample)
+        return [] if calls[-1] in miss else real(image, upsample, "hog")
 
     monkeypatch.setattr(pipeline, "detect_faces", flaky)
     out = tmp_path / "bridged.mp4"
