@@ -27,7 +27,7 @@ DEFAULT_DETECTOR = "yunet"
 (``experiments/results/detector_recall.md``). A missed face is an unprotected face."""
 YUNET_AUTO_SIDE = 1000
 """YuNet's default upsample: 1 (the image doubled) when its long side is under this many pixels,
-else 0. Faces of 5–10 px in small photos are then found; large photos are not quadrupled."""
+else 0: the ~10 px faces of small photos are then found; large photos are not quadrupled."""
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 
 
