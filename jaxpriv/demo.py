@@ -243,8 +243,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if paths:
         command = " ".join(["jaxpriv demo", "-o", str(args.out)]
                            + (["--methods", args.methods] if args.methods else [])
-                           + ["--seed", str(args.seed), "--detector", args.detector,
-                              "--results", str(args.results)])
+                           + ["--seed", str(args.seed)]
+                           + (["--detector", args.detector]
+                              if args.detector != DEFAULT_DETECTOR else [])
+                           + ["--results", str(args.results)])
         record = results_record(report, command, time.perf_counter() - t0)
         js, md = paths
         write_text_atomic(js, json.dumps(record, indent=2) + "\n", overwrite=args.overwrite)
