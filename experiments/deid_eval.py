@@ -85,7 +85,7 @@ def scene_photos(config: ml_collections.ConfigDict) -> list[dict]:
     out, n = [], 0
     for p in paths:
         image = load_image(p)
-        faces = detect_faces(image, upsample=1)
+        faces = detect_faces(image, upsample=1, detector="hog")  # as its recorded results
         if not faces or n >= config.max_scene_faces:
             continue
         faces = faces[: config.max_scene_faces - n]
@@ -109,7 +109,7 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 def face_outcomes(rec: Recognizer, protected: np.ndarray, photo: dict,
                   ) -> tuple[list[bool], np.ndarray]:
     """Per original face: still detected (bool) and dlib distance to the original face."""
-    dets = detect_faces(protected, upsample=photo["upsample"])
+    dets = detect_faces(protected, upsample=photo["upsample"], detector="hog")
     detected = [any(iou(d.box, f.box) >= 0.3 for d in dets) for f in photo["faces"]]
     faces = [Face(f.box, landmarks_in_box(protected, f.box)) for f in photo["faces"]]
     chips, _ = extract_chips(protected, faces)

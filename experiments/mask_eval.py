@@ -44,7 +44,7 @@ def crop_face(crop: np.ndarray, border: float = 0.25, scale: int = 3) -> Face:
     pad = int(round(border * max(h, w)))
     big = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     big = cv2.resize(big, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    faces = detect_faces(big, upsample=0)
+    faces = detect_faces(big, upsample=0, detector="hog")  # as its recorded results
     if faces:
         centre = np.array(big.shape[1::-1]) / 2
         face = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - centre))
@@ -198,7 +198,7 @@ def figure(path: str, model, k: int, password: bytes, kdf: K.KdfParams) -> None:
     from jaxpriv.io import save_image
 
     image = load_image(Path(jaxpriv.__file__).parent / "samples" / "two_people.jpg")
-    faces = detect_faces(image)
+    faces = detect_faces(image, detector="hog")
     key = K.prng_key(K.derive_keys(password, secrets.token_bytes(16), kdf).secret)
     p, _ = protect_image(image, faces, key, k, model)
     r, _ = restore_image(p, faces, key, k, model)

@@ -19,6 +19,7 @@ import numpy as np
 from jaxpriv.demo import add_demo_parser
 from jaxpriv.errors import JaxprivError
 from jaxpriv.eval import add_eval_parser
+from jaxpriv.faces.detect import detector_arg
 from jaxpriv.io.messages import shown
 from jaxpriv.protect import seed_arg
 
@@ -118,7 +119,8 @@ def cmd_protect(args: argparse.Namespace) -> int:
     inputs, video_options = _video_inputs(args)
     summary = protect_files(inputs, args.out, protect, spec.name, seed=args.seed,
                             overwrite=args.overwrite, ext=args.format,
-                            video_options=video_options, plates=_plate_source(args))
+                            video_options=video_options, plates=_plate_source(args),
+                            detector=args.detector)
     for f in summary.files:
         if f.status == "failed":
             print(f"failed: {f.reason}", file=sys.stderr)
@@ -217,7 +219,7 @@ def _video_inputs(args: argparse.Namespace) -> tuple[list[str], object]:
         raise JaxprivError("give photos, videos, folders, a stream URL or --camera INDEX")
     given = {name: getattr(args, name) for name in VIDEO_FLAGS if name != "camera"}
     return inputs, VideoOptions(**{k: v for k, v in given.items() if v is not None},
-                                progress=sys.stderr.isatty())
+                                detector=args.detector, progress=sys.stderr.isatty())
 
 
 def _refuse_for_reversible(args: argparse.Namespace, method: str) -> None:
@@ -309,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--format", default=None, help="output extension (default: the input's)")
     pr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     pr.add_argument("--json", default=None, help="write the run summary as JSON")
+    detector_arg(pr)
     _video_args(pr)
     _plate_args(pr)
     add_option_flags(pr)

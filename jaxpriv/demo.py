@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from jaxpriv.baselines import face_region
 from jaxpriv.errors import JaxprivError
-from jaxpriv.faces import Face, detect_faces, extract_chips
+from jaxpriv.faces import DEFAULT_DETECTOR, Face, detect_faces, extract_chips
+from jaxpriv.faces.detect import detector_arg
 from jaxpriv.io import check_writable, load_image, save_image, write_text_atomic
 from jaxpriv.methods import get_method, method_names
 from jaxpriv.protect import seed_arg
@@ -60,8 +61,9 @@ def _thumb(image: np.ndarray, box: tuple[int, int, int, int]) -> Image.Image:
 
 def run_demo(out_dir: str | Path = "jaxpriv-demo", overwrite: bool = False,
              methods: list[str] | None = None, seed: int = 0,
-             progress: bool = True) -> dict[str, Any]:
-    """Run the demo into ``out_dir``; returns the metrics written to ``metrics.json``."""
+             progress: bool = True, detector: str = DEFAULT_DETECTOR) -> dict[str, Any]:
+    """Run the demo into ``out_dir`` (faces found by ``detector``); returns the metrics written
+    to ``metrics.json``."""
     from tqdm import tqdm
 
     from jaxpriv.metrics import ssim
@@ -76,7 +78,7 @@ def run_demo(out_dir: str | Path = "jaxpriv-demo", overwrite: bool = False,
     photos = []
     for path in sample_photos():
         image = load_image(path)
-        faces = detect_faces(image)
+        faces = detect_faces(image, detector=detector)
         chips, _ = extract_chips(image, faces, rec)
         photos.append((path, image, faces, rec.embed(chips)))
     results: dict[str, Any] = {}
@@ -118,6 +120,7 @@ def run_demo(out_dir: str | Path = "jaxpriv-demo", overwrite: bool = False,
     grid = draw_grid(photos, outputs, results)
     save_image(out / "grid.png", np.asarray(grid), overwrite=overwrite)
     report = {"recognizer": rec.name, "threshold": rec.threshold, "seed": seed,
+              "detector": detector,
               "photos": [p.name for p, *_ in photos], "methods": results, "skipped": skipped}
     write_text_atomic(out / "metrics.json", json.dumps(report, indent=2) + "\n",
                       overwrite=overwrite)
@@ -234,13 +237,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         check_writable(p, overwrite=args.overwrite)
     t0 = time.perf_counter()
     report = run_demo(args.out, overwrite=args.overwrite, methods=methods, seed=args.seed,
-                      progress=not args.quiet)
+                      progress=not args.quiet, detector=args.detector)
     print(table(report))
     print(f"-> {Path(args.out) / 'grid.png'}, {Path(args.out) / 'metrics.json'}")
     if paths:
         command = " ".join(["jaxpriv demo", "-o", str(args.out)]
                            + (["--methods", args.methods] if args.methods else [])
-                           + ["--seed", str(args.seed), "--results", str(args.results)])
+                           + ["--seed", str(args.seed)]
+                           + (["--detector", args.detector]
+                              if args.detector != DEFAULT_DETECTOR else [])
+                           + ["--results", str(args.results)])
         record = results_record(report, command, time.perf_counter() - t0)
         js, md = paths
         write_text_atomic(js, json.dumps(record, indent=2) + "\n", overwrite=args.overwrite)
@@ -261,5 +267,6 @@ def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--results", default=None, help="also write the metrics with command, machine "
                    "and wall time to this .json and the table to the .md beside it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    detector_arg(p)
     p.set_defaults(func=cmd_demo)
     return p

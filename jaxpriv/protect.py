@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from jaxpriv import io, video
 from jaxpriv.errors import JaxprivError
-from jaxpriv.faces import detect_faces
+from jaxpriv.faces import DEFAULT_DETECTOR, detect_faces
 from jaxpriv.io.messages import shown
 from jaxpriv.methods import MethodRun, ProtectFn
 
@@ -182,12 +182,15 @@ def protect_files(
     seed: int | None = None,
     overwrite: bool = False,
     ext: str | None = None,
-    upsample: int = 1,
+    upsample: int | None = None,
     video_options: video.VideoOptions | None = None,
     plates: PlateSource | None = None,
+    detector: str = DEFAULT_DETECTOR,
 ) -> Summary:
     """Run ``protect`` over every image and video in ``inputs`` (files, folders, stream URLs)
-    into ``out_dir``; videos go through :func:`jaxpriv.video.protect_video`. ``plates``
+    into ``out_dir``; the faces of photos are found by ``detect_faces(pixels, upsample,
+    detector)``, videos go through :func:`jaxpriv.video.protect_video` (its detector is
+    ``video_options.detector``). ``plates``
     (:func:`jaxpriv.deid.plates.plate_source`) then replaces each photo's licence plates; when
     it reads them from the file names (``plates.from_names``) the outputs get neutral names
     (:func:`plan_outputs`), and only the summary (``--json``) maps inputs to outputs.
@@ -229,7 +232,7 @@ def protect_files(
                                                 video=dataclasses.asdict(r)))
                 continue
             pixels = io.load_image(path)
-            faces = detect_faces(pixels, upsample=upsample)
+            faces = detect_faces(pixels, upsample, detector)
             pixels, extra_data = photo(pixels, faces, key)
             n_plates = 0
             if plates is not None:  # own key stream, independent of the face method's

@@ -4,7 +4,8 @@ Detections are matched to live tracks greedily by similarity = max(IoU of the bo
 closeness), where landmark closeness = 1 − (mean distance between the 5 landmarks) / (track box
 width). A track that the detector misses is *bridged*: its box is extrapolated with the track's
 smoothed per-frame velocity and grown by ``grow`` of its size per missed frame (capped at
-``max_grow``), its landmarks follow the box (held relative to it). When the track is found again,
+``max_grow``), its landmarks (dlib's 5 and, from YuNet, the ArcFace 5) follow the box (held
+relative to it). When the track is found again,
 :attr:`Tracker.rejoined` gives its previous detection so that a caller that held frames back can
 replace the extrapolated boxes of the gap by :func:`interpolate` between the two detections.
 A track is dropped only on a frame where detection ran, once it has gone more than ``max_gap``
@@ -45,6 +46,7 @@ class Track:
     first_frame: int
     velocity: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(4))
     hits: int = 1
+    arcface: np.ndarray | None = None  # the last detection's Face.arcface_landmarks
 
     def predict(self, frame: int, grow: float, max_grow: float) -> Face:
         """The face extrapolated to ``frame`` (held and grown when the velocity is unknown)."""
@@ -53,16 +55,17 @@ class Track:
         w, h = box[2] - box[0] + 1, box[3] - box[1] + 1
         g = min(grow * abs(gap), max_grow)
         box = box + np.array([-g * w, -g * h, g * w, g * h])
-        return Face(tuple(float(v) for v in box), _move_landmarks(self.landmarks, self.box, box))
+        return _moved_face(self.box, box, self.landmarks, self.arcface)
 
 
 @dataclasses.dataclass(frozen=True)
 class Sighting:
-    """Where the detector saw a track: frame index, box, landmarks."""
+    """Where the detector saw a track: frame index, box, landmarks (and ArcFace points)."""
 
     frame: int
     box: np.ndarray
     landmarks: np.ndarray
+    arcface: np.ndarray | None = None
 
 
 def interpolate(before: Sighting, after: Sighting, frame: int, grow: float = 0.0) -> Face:
@@ -71,10 +74,13 @@ def interpolate(before: Sighting, after: Sighting, frame: int, grow: float = 0.0
     t = (frame - before.frame) / max(after.frame - before.frame, 1)
     box = (1 - t) * before.box + t * after.box
     lm = (1 - t) * before.landmarks + t * after.landmarks
+    arcface = None
+    if before.arcface is not None and after.arcface is not None:
+        arcface = (1 - t) * before.arcface + t * after.arcface
     g = grow * min(frame - before.frame, after.frame - frame)
     w, h = box[2] - box[0] + 1, box[3] - box[1] + 1
     grown = box + np.array([-g * w, -g * h, g * w, g * h])
-    return Face(tuple(float(v) for v in grown), _move_landmarks(lm, box, grown))
+    return _moved_face(box, grown, lm, arcface)
 
 
 def iou(a: Box | np.ndarray, b: Box | np.ndarray) -> float:
@@ -102,6 +108,18 @@ def _move_landmarks(landmarks: np.ndarray, old: np.ndarray, new: np.ndarray) -> 
     sy = (new[3] - new[1] + 1) / max(old[3] - old[1] + 1, 1e-6)
     lm = np.asarray(landmarks, np.float64)
     return np.stack([new[0] + (lm[:, 0] - old[0]) * sx, new[1] + (lm[:, 1] - old[1]) * sy], 1)
+
+
+def _moved_face(old: np.ndarray, new: np.ndarray, landmarks: np.ndarray,
+                arcface: np.ndarray | None) -> Face:
+    """The face in box ``new`` whose landmarks (both sets) were held relative to box ``old``."""
+    return Face(tuple(float(v) for v in new), _move_landmarks(landmarks, old, new),
+                arcface_landmarks=None if arcface is None else _move_landmarks(arcface, old, new))
+
+
+def _arcface(face: Face) -> np.ndarray | None:
+    return None if face.arcface_landmarks is None else np.asarray(face.arcface_landmarks,
+                                                                  np.float64)
 
 
 class Tracker:
@@ -159,19 +177,22 @@ class Tracker:
         for ti, fi in matched_t.items():
             t, face = self.tracks[ti], faces[fi]
             if frame - t.last_frame > 1:
-                self.rejoined[t.track_id] = Sighting(t.last_frame, t.box, t.landmarks)
+                self.rejoined[t.track_id] = Sighting(t.last_frame, t.box, t.landmarks,
+                                                     t.arcface)
             box = np.asarray(face.box, np.float64)
             v = (box - t.box) / max(frame - t.last_frame, 1)
             a = self.smoothing
             t.velocity = v if t.hits == 1 else a * t.velocity + (1 - a) * v
             t.box, t.landmarks, t.last_frame = box, np.asarray(face.landmarks, np.float64), frame
+            t.arcface = _arcface(face)
             t.hits += 1
             out.append(TrackedFace(t.track_id, face, True))
         self.born = []
         for fi, face in enumerate(faces):
             if fi not in used_f:
                 t = Track(self.next_id, np.asarray(face.box, np.float64),
-                          np.asarray(face.landmarks, np.float64), frame, frame)
+                          np.asarray(face.landmarks, np.float64), frame, frame,
+                          arcface=_arcface(face))
                 self.tracks.append(t)
                 self.born.append(t.track_id)
                 self.next_id += 1

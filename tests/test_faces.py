@@ -28,7 +28,7 @@ from .conftest import GLINT, SCENES, rgb
 def test_chips_identical_to_dlib(shared_data, dlib_reference, name: str) -> None:
     det, sp, _ = dlib_reference
     img = rgb(SCENES / name)
-    faces = detect_faces(img)
+    faces = detect_faces(img, detector="hog")  # the test is about dlib: its HOG faces
     rects = sorted(det(img, 1), key=lambda r: r.left())
     assert len(faces) == len(rects) >= 1
     chips, transforms = extract_chips(img, faces)
@@ -123,7 +123,7 @@ def test_yunet_faces_carry_both_point_sets(shared_data) -> None:
     """YuNet finds the faces HOG finds; its own 5 points are in the ArcFace order, and dlib's
     5 points predicted in its box are within a few % of the inter-ocular distance of HOG's."""
     img = rgb(SCENES / "two_people.jpg")
-    hog, yunet = detect_faces(img), detect_faces(img, detector="yunet")
+    hog, yunet = detect_faces(img, detector="hog"), detect_faces(img, detector="yunet")
     assert len(hog) == len(yunet) == 2
     assert all(f.arcface_landmarks is None for f in hog)
     for h, y in zip(hog, yunet, strict=True):

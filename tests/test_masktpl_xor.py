@@ -6,6 +6,7 @@ The exactness does not depend on training, so these tests use a randomly initial
 from __future__ import annotations
 
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -202,3 +203,23 @@ def test_jpeg_refused_and_no_overwrite(protected_pair) -> None:  # noqa: ANN001
         xor.protect_file(SAMPLES / "two_people.jpg", res.output, b"pw", 2, tiny_model(), FAST)
     assert res.output.read_bytes() == before
     assert not (tmp_path / "o.jpg").exists() and not (tmp_path / "r.jpg").exists()
+
+
+def test_face_geometry_json_keeps_yunet_arcface_points() -> None:
+    """The key file's face geometry round-trips exactly, YuNet's ArcFace points included (they
+    used to be dropped on the way back); a face without them stays without; bad points are a
+    key-file error."""
+    lm = np.array([[10.5, 20.25], [30.0, 20.0], [12.0, 21.0], [28.0, 21.0], [20.0, 35.0]])
+    arc = lm[[2, 3, 4, 0, 1]] + 0.125
+    for face in (Face((1.0, 2.0, 50.5, 60.0), lm, 0.9, arc), Face((1.0, 2.0, 50.5, 60.0), lm)):
+        back = xor.face_from_json(json.loads(json.dumps(xor.face_to_json(face))))
+        assert back.box == face.box
+        np.testing.assert_array_equal(back.landmarks, face.landmarks)
+        if face.arcface_landmarks is None:
+            assert back.arcface_landmarks is None
+        else:
+            np.testing.assert_array_equal(back.arcface_landmarks, face.arcface_landmarks)
+    bad = xor.face_to_json(Face((1.0, 2.0, 50.5, 60.0), lm, 0.9, arc))
+    bad["arcface_landmarks"] = bad["arcface_landmarks"][:4]
+    with pytest.raises(K.KeyFileError, match="malformed face geometry"):
+        xor.face_from_json(bad)

@@ -17,6 +17,7 @@ from jaxpriv.baselines import dppix, dppix_scale, face_region
 from jaxpriv.faces import Face, detect_faces
 from jaxpriv.io import load_image
 from jaxpriv.methods import get_method, method_names
+from jaxpriv.protect import protect_files
 
 from .conftest import SAMPLES
 
@@ -158,3 +159,44 @@ def test_image_key_is_a_hash_of_seed_content_and_name() -> None:
     assert len(keys) == 5
     assert words(image_key(7, a, digest[0])) == words(image_key(7, a, digest[0]))  # reproducible
     assert all(len(k) == 2 for k in keys)  # a full threefry key: 64 bits of the digest
+
+
+def test_default_detector_protects_small_background_faces(shared_data, tmp_path: Path) -> None:
+    """A missed face is an unprotected face. ``scenes/dlib/2008_002079.jpg`` (375×500) has 10
+    hand-checked faces (``experiments/labels/scene_faces.json``), 4 of them 10–16 px in the
+    background: protect's default detector (YuNet) finds and changes every one; dlib's HOG
+    (the old default, still ``--detector hog``) misses some."""
+    name = "scenes/dlib/2008_002079.jpg"
+    labels = json.loads((Path(__file__).parents[1] / "experiments" / "labels"
+                         / "scene_faces.json").read_text())["photos"][name]["faces"]
+    photo = shared_data / name
+    original = load_image(photo)
+    solid = get_method("solid").make()
+    found = {}
+    for detector in ("yunet", "hog"):
+        out_dir = tmp_path / detector
+        kw = {} if detector == "yunet" else {"detector": "hog"}
+        summary = protect_files([str(photo)], out_dir, solid, "solid", seed=0, **kw)
+        out = load_image(out_dir / photo.name)
+        found[detector] = sum(
+            np.abs(out[t:b + 1, l:r + 1].astype(float) - original[t:b + 1, l:r + 1]).mean() > 8
+            for l, t, r, b in labels)  # noqa: E741
+        assert summary.files[0].faces >= found[detector]
+    assert found["yunet"] == len(labels) == 10
+    assert found["hog"] < len(labels)
+
+
+def test_detector_flag_on_every_command_that_detects() -> None:
+    """``--detector`` (default yunet, hog kept) on protect (photos and videos), demo and eval."""
+    from jaxpriv.cli import _video_inputs, build_parser
+
+    parser = build_parser()
+    for argv in (["protect", "x.jpg", "-o", "o", "--method", "blur"], ["demo"],
+                 ["eval", "--method", "blur", "--data", "d"]):
+        assert parser.parse_args(argv).detector == "yunet"
+        assert parser.parse_args([*argv, "--detector", "hog"]).detector == "hog"
+    args = parser.parse_args(["protect", "x.mp4", "-o", "o", "--method", "blur", "--detector",
+                              "hog"])
+    assert _video_inputs(args)[1].detector == "hog"
+    res = run("protect", "x.jpg", "-o", "o", "--method", "blur", "--detector", "cnn")
+    assert res.returncode == 2 and "invalid choice: 'cnn'" in res.stderr

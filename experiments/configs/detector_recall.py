@@ -1,5 +1,6 @@
 """Face-detector recall: dlib HOG vs YuNet on CelebA-299 (one labelled face per crop) and on the
-group photos of ``scenes/dlib`` + the bundled samples (unlabelled: counts and the union).
+group photos of ``scenes/dlib`` + the bundled samples (hand-checked faces:
+``experiments/labels/scene_faces.json``).
 
 Run: python -m experiments.main --config experiments/configs/detector_recall.py \
     --workdir DIR
@@ -14,9 +15,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.experiment = "detector_recall"
     # 256×256 loose crops + landmarks.csv (YuNet box per crop); CelebA: research use only
     c.celeba_dir = "../shared/data/faces/celeba299"
-    c.scene_globs = ("../shared/data/scenes/dlib/*.jpg", "jaxpriv/samples/*.jpg")
-    # "detector:upsample" (HOG: pyramid levels; YuNet: image enlarged ×2^upsample)
-    c.settings = ("hog:0", "hog:1", "yunet:0", "yunet:1")
+    # hand-checked faces of the group photos and the bundled samples (see the file's "about")
+    c.scene_labels = "experiments/labels/scene_faces.json"
+    c.scene_roots = {"scenes": "../shared/data/scenes/dlib", "samples": "jaxpriv/samples"}
+    # "detector:upsample" (HOG: pyramid levels; YuNet: image enlarged ×2^upsample); "auto": the
+    # detector's default (YuNet: 1 below YUNET_AUTO_SIDE px, else 0) = protect's default
+    c.settings = ("hog:0", "hog:1", "yunet:0", "yunet:1", "yunet:auto")
     c.score_threshold = 0.6  # YuNet's, as OpenCV's FaceDetectorYN examples for this model
     c.nms_threshold = 0.3
     c.min_iou = 0.3  # a hit: IoU ≥ min_iou with the labelled box, or the labelled centre inside

@@ -15,13 +15,15 @@ from jaxpriv.data.splits import SPLITS
 from jaxpriv.errors import JaxprivError
 from jaxpriv.eval.protocol import CROP_MAX_SIDE, evaluate
 from jaxpriv.eval.report import markdown, plot
+from jaxpriv.faces import DEFAULT_DETECTOR
+from jaxpriv.faces.detect import detector_arg
 from jaxpriv.io import check_writable, write_text_atomic
 from jaxpriv.methods import MethodSpec, Option, add_option_flags, get_method, given_options
 from jaxpriv.protect import seed_arg
 
 _OWN_FLAGS = {"method", "data", "recognizer", "weights", "json", "report", "max_per_identity",
               "sweep", "plot", "seed", "aligned_crops", "overwrite", "quiet", "unseen_only",
-              "split"}
+              "split", "detector"}
 
 
 def parse_sweep(text: str, spec: MethodSpec) -> tuple[str, list[Any]]:
@@ -58,6 +60,8 @@ def command_line(args: argparse.Namespace, options: dict[str, Any]) -> str:
         parts.append("--unseen-only")
     if args.split != "all":
         parts += ["--split", args.split]
+    if args.detector != DEFAULT_DETECTOR:
+        parts += ["--detector", args.detector]
     for name, value in options.items():
         parts += ["--" + name.replace("_", "-"), str(value)]
     return " ".join(parts)
@@ -81,7 +85,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       max_per_identity=args.max_per_identity, seed=args.seed,
                       aligned_crops=args.aligned_crops, weights=args.weights,
                       progress=not args.quiet, unseen_only=args.unseen_only,
-                      identity_split=args.split)
+                      identity_split=args.split, detector=args.detector)
     report["sweep"] = param
     report["command"] = command_line(args, given)
     text = markdown(report)
@@ -123,6 +127,7 @@ def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
                    "reported numbers; validation: to choose defaults); default all")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    detector_arg(p)
     add_option_flags(p, skip=_OWN_FLAGS)
     p.set_defaults(func=cmd_eval)
     return p

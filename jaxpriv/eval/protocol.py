@@ -11,8 +11,9 @@ Every probe is protected and compared with its identity's CLEAN reference by the
   and over the probes that matched when clean; also after JPEG quality 75 and after a 0.5× down +
   up resize of the protected photo.
 * Geometry: the recognizer's chip is cut from the protected photo with the CLEAN photo's face
-  geometry (the attacker knows where the face is: the conservative measurement). Whether the
-  detector still finds the face after protection is reported separately.
+  geometry (the attacker knows where the face is: the conservative measurement). Faces of
+  photos are found by ``detector`` (YuNet by default, as ``protect``); whether it still finds
+  the face after protection is reported separately.
 * Utility (:func:`jaxpriv.metrics.utility_metrics`) of the protected photo vs the clean one, plus
   SSIM of the recognizer's chip; time per face of the method (median).
 * Split: for a method with a trained model (smna: its SMGG checkpoint; deid: the face generator;
@@ -22,7 +23,8 @@ Every probe is protected and compared with its identity's CLEAN reference by the
 Pre-aligned crops (small square images such as 112×112 ArcFace crops, where dlib's HOG detector
 finds nothing at native size) are turned into a photo by
 :func:`jaxpriv.faces.align.photo_from_aligned_crop` (pad 25 %, upsample ×3); the method protects
-that photo. Images are uint8 RGB throughout.
+that photo; its face geometry comes from that function (dlib's HOG), whatever ``detector``.
+Images are uint8 RGB throughout.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from jaxpriv.checkpoints import read_config
 from jaxpriv.data.splits import SPLITS
 from jaxpriv.data.splits import identity_split as split_of_identity
 from jaxpriv.errors import JaxprivError
-from jaxpriv.faces import Face, detect_faces, extract_chips
+from jaxpriv.faces import DEFAULT_DETECTOR, Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.io import IMAGE_EXTENSIONS, load_image
 from jaxpriv.machine import machine_description
@@ -110,9 +112,11 @@ class Prepared:
     crop: bool
 
 
-def prepare(path: Path, alignment: Any, aligned_crops: bool | None) -> Prepared:
-    """Load ``path`` and find its face (largest detection; for crops the photo's face); its chip
-    in ``alignment`` (a recognizer: its own alignment and size; see ``extract_chips``)."""
+def prepare(path: Path, alignment: Any, aligned_crops: bool | None,
+            detector: str = DEFAULT_DETECTOR) -> Prepared:
+    """Load ``path`` and find its face (largest ``detector`` detection; for crops the photo's
+    face); its chip in ``alignment`` (a recognizer: its own alignment and size; see
+    ``extract_chips``)."""
     image = load_image(path)
     crop = is_aligned_crop(image) if aligned_crops is None else aligned_crops
     if crop:
@@ -120,7 +124,7 @@ def prepare(path: Path, alignment: Any, aligned_crops: bool | None) -> Prepared:
         faces = [face]
     else:
         photo = image
-        faces = detect_faces(photo)
+        faces = detect_faces(photo, detector=detector)
         if not faces:
             raise JaxprivError(f"{path}: no face found")
         face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
@@ -157,9 +161,11 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / (area(a) + area(b) - inter)
 
 
-def face_detected(photo: np.ndarray, face: Face, crop: bool) -> bool:
-    """Does dlib's detector find a face overlapping ``face`` (IoU ≥ ``DETECT_IOU``)?"""
-    found = detect_faces(photo, upsample=0 if crop else 1)
+def face_detected(photo: np.ndarray, face: Face, crop: bool,
+                  detector: str = DEFAULT_DETECTOR) -> bool:
+    """Does ``detector`` find a face overlapping ``face`` (IoU ≥ ``DETECT_IOU``)? Crops' photos
+    (already enlarged) are searched without upsampling, photos with the detector's default."""
+    found = detect_faces(photo, 0 if crop else None, detector)
     return any(_iou(f.box, face.box) >= DETECT_IOU for f in found)
 
 
@@ -247,9 +253,11 @@ def evaluate(
     progress: bool = True,
     unseen_only: bool = False,
     identity_split: str = "all",
+    detector: str = DEFAULT_DETECTOR,
 ) -> dict[str, Any]:
     """Run the protocol for ``method`` with each of ``option_sets`` (default: the method's
     defaults); returns the report as a JSON-ready dict (see ``jaxpriv eval --help``).
+    ``detector`` finds the faces of photos (not crops) and checks them after protection.
     ``unseen_only``: only identities the method's model was never trained on;
     ``identity_split``: ``all`` or only the identities of one split of :mod:`jaxpriv.data.splits`
     (``test`` for reported numbers, ``validation`` to choose defaults)."""
@@ -281,7 +289,8 @@ def evaluate(
     ref_emb, skipped = {}, []
     for ident in tqdm(identities, desc="references", unit="img", disable=not progress):
         try:
-            ref_emb[ident.name] = rec.embed(prepare(ident.reference, rec, aligned_crops).chip)[0]
+            ref = prepare(ident.reference, rec, aligned_crops, detector)
+            ref_emb[ident.name] = rec.embed(ref.chip)[0]
         except JaxprivError as e:
             skipped.append(str(e))
     names = [i.name for i in identities if i.name in ref_emb]
@@ -297,7 +306,7 @@ def evaluate(
     root = Path(data)
     for ident_idx, path in tqdm(todo, desc=f"eval {method}", unit="probe", disable=not progress):
         try:
-            prep = prepare(path, rec, aligned_crops)
+            prep = prepare(path, rec, aligned_crops, detector)
         except JaxprivError as e:
             skipped.append(str(e))
             continue
@@ -306,7 +315,7 @@ def evaluate(
         e_clean = rec.embed(prep.chip)[0]
         clean_emb.append(e_clean)
         ref = ref_emb[names[ident_idx]]
-        clean_detected.append(face_detected(prep.photo, prep.face, prep.crop))
+        clean_detected.append(face_detected(prep.photo, prep.face, prep.crop, detector))
         key = image_key(seed, path.relative_to(root).as_posix())
         for protect, acc in zip(protects, accs, strict=True):
             t0 = time.perf_counter()
@@ -321,7 +330,7 @@ def evaluate(
             acc.d_jpeg.append(d[1])
             acc.d_resize.append(d[2])
             acc.d_to_clean.append(float(rec.distance(emb[0], e_clean)))
-            acc.detected.append(face_detected(out, prep.face, prep.crop))
+            acc.detected.append(face_detected(out, prep.face, prep.crop, detector))
             acc.utility.append(metrics.utility_metrics([out], [prep.photo]))
             acc.chip_ssim.append(metrics.ssim(chips[0], prep.chip))
     if not probe_ids:
@@ -382,6 +391,7 @@ def evaluate(
     return {
         "method": spec.name,
         "recognizer": rec.name,
+        "detector": detector,
         "data": str(data),
         "seed": seed,
         "max_per_identity": max_per_identity,

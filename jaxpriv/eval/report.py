@@ -62,7 +62,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Command: `{report.get('command', '')}`  ",
         f"Machine: {report['machine']}; wall time {report['seconds']} s.",
         "",
-        f"Recognizer {report['recognizer']}; {report['identities']} identities; reference = "
+        f"Recognizer {report['recognizer']}; face detector {report.get('detector', 'hog')}; "
+        f"{report['identities']} identities; reference = "
         f"first sorted image of each; {report['probes']} probes"
         + (f" (at most {report['max_per_identity']} per identity)"
            if report["max_per_identity"] else "")

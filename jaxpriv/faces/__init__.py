@@ -8,10 +8,11 @@ from jaxpriv.faces.align import (
     paste_chip,
     require_one_face,
 )
-from jaxpriv.faces.detect import DETECTORS, Face, detect_faces
+from jaxpriv.faces.detect import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces
 
 __all__ = [
     "ALIGNMENTS",
+    "DEFAULT_DETECTOR",
     "DETECTORS",
     "Face",
     "chip_mask",

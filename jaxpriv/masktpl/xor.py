@@ -71,21 +71,27 @@ def place_pad(pad: np.ndarray, transform: np.ndarray, shape: tuple[int, ...]) ->
 
 
 def face_to_json(face: Face) -> dict[str, Any]:
-    """Face geometry as JSON (floats round-trip exactly)."""
-    return {"box": [float(v) for v in face.box],
-            "landmarks": np.asarray(face.landmarks, np.float64).tolist()}
+    """Face geometry as JSON (floats round-trip exactly); YuNet's ArcFace points when present."""
+    d = {"box": [float(v) for v in face.box],
+         "landmarks": np.asarray(face.landmarks, np.float64).tolist()}
+    if face.arcface_landmarks is not None:
+        d["arcface_landmarks"] = np.asarray(face.arcface_landmarks, np.float64).tolist()
+    return d
 
 
 def face_from_json(d: Any) -> Face:
     """Inverse of :func:`face_to_json`, validating the structure."""
     try:
         box = tuple(float(v) for v in d["box"])
-        lm = np.asarray(d["landmarks"], np.float64)
-    except (KeyError, TypeError, ValueError):
+        points = [np.asarray(d["landmarks"], np.float64)]
+        if d.get("arcface_landmarks") is not None:
+            points.append(np.asarray(d["arcface_landmarks"], np.float64))
+    except (AttributeError, KeyError, TypeError, ValueError):
         raise K.KeyFileError("key file: malformed face geometry") from None
-    if len(box) != 4 or lm.shape != (5, 2) or not np.all(np.isfinite(lm)):
+    if len(box) != 4 or any(p.shape != (5, 2) or not np.all(np.isfinite(p)) for p in points):
         raise K.KeyFileError("key file: malformed face geometry")
-    return Face(box, lm)  # type: ignore[arg-type]
+    arcface = points[1] if len(points) > 1 else None
+    return Face(box, points[0], arcface_landmarks=arcface)  # type: ignore[arg-type]
 
 
 def image_pad(model: MaskModel, image: np.ndarray, faces: Sequence[Face], key: jax.Array,
@@ -187,13 +193,13 @@ def protect_file(
     model: MaskModel | None = None,
     kdf: K.KdfParams | None = None,
     overwrite: bool = False,
-    upsample: int = 1,
+    upsample: int | None = None,
     faces: Sequence[Face] | None = None,
 ) -> Protected:
     """Protect one photo into ``output`` (PNG) and write its sealed key file beside it
-    (``output.jpkey``, mode 0600) with :func:`protect_sealed`. Faces are detected (``upsample``)
-    unless given. For folders, ``jaxpriv protect --method mask`` runs the same steps through
-    :func:`jaxpriv.protect.protect_files`."""
+    (``output.jpkey``, mode 0600) with :func:`protect_sealed`. Faces are detected
+    (:func:`jaxpriv.faces.detect_faces`, ``upsample``) unless given. For folders, ``jaxpriv
+    protect --method mask`` runs the same steps through :func:`jaxpriv.protect.protect_files`."""
     from jaxpriv.faces import detect_faces
     from jaxpriv.protect import save_with_extras
 

@@ -1,9 +1,10 @@
 """Protect every face in a video file or a live stream, consistently over time.
 
-Per frame: decode (:mod:`jaxpriv.video.codec`) → detect faces (every ``detect_every``-th frame,
-on a copy downscaled by ``detect_scale``) → track (:mod:`jaxpriv.tracking`) → protect each face
-with its *track's* key ``jax.random.fold_in(video_key, track_id)``, so a face keeps the same
-noise / identity / mask stream for as long as it is tracked → encode.
+Per frame: decode (:mod:`jaxpriv.video.codec`) → detect faces (``detector``, YuNet by default,
+every ``detect_every``-th frame, on a copy downscaled by ``detect_scale``) → track
+(:mod:`jaxpriv.tracking`) → protect each face with its *track's* key
+``jax.random.fold_in(video_key, track_id)``, so a face keeps the same noise / identity / mask
+stream for as long as it is tracked → encode.
 
 * Gaps: frames are held back ``lookahead`` = max(max_gap, detect_every − 1) frames before
   being protected. A track the detector misses keeps being protected for up to ``max_gap``
@@ -37,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxpriv.errors import JaxprivError
-from jaxpriv.faces import Face, detect_faces
+from jaxpriv.faces import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces
 from jaxpriv.faces.detect import landmarks_in_box
 from jaxpriv.io.messages import reason
 from jaxpriv.io.paths import is_stream, stream_name
@@ -59,7 +60,8 @@ class VideoOptions:
 
     detect_every: int = 1
     detect_scale: float | None = None  # None: short side down to AUTO_DETECT_SIDE px
-    upsample: int = 1
+    detector: str = DEFAULT_DETECTOR
+    upsample: int | None = None  # None: the detector's default (detect_faces)
     max_gap: int = 5
     start: float | None = None  # seconds
     end: float | None = None  # seconds
@@ -83,6 +85,9 @@ class VideoOptions:
         for flag, (rule, value, ok) in problems.items():
             if not ok:
                 raise JaxprivError(f"{flag} {rule}, got {value}")
+        if self.detector not in DETECTORS:
+            raise JaxprivError(f"--detector must be one of {', '.join(DETECTORS)}, "
+                               f"got {self.detector!r}")
         if self.end is not None and self.end <= (self.start or 0.0):
             raise JaxprivError(f"--end ({self.end}) must be after --start ({self.start or 0})")
 
@@ -132,20 +137,24 @@ def protect_frame(
     return out
 
 
-def make_detector(scale: float, upsample: int = 1) -> DetectFn:
-    """dlib detection on the frame resized by ``scale``; boxes mapped back, landmarks recomputed
-    on the full frame."""
+def make_detector(scale: float, upsample: int | None = None,
+                  detector: str = DEFAULT_DETECTOR) -> DetectFn:
+    """``detect_faces(..., upsample, detector)`` on the frame resized by ``scale``; boxes and
+    YuNet's ArcFace points mapped back, dlib's landmarks recomputed on the full frame."""
 
     def detect(frame: np.ndarray) -> list[Face]:
         if scale == 1.0:
-            return detect_faces(frame, upsample=upsample)
+            return detect_faces(frame, upsample, detector)
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=interp)
         faces = []
-        for f in detect_faces(small, upsample=upsample):
+        for f in detect_faces(small, upsample, detector):
             box = (f.box[0] / scale, f.box[1] / scale,
                    (f.box[2] + 1) / scale - 1, (f.box[3] + 1) / scale - 1)
-            faces.append(Face(box, landmarks_in_box(frame, box), f.score))
+            arcface = None  # pixel centres: x = (x' + ½)/scale − ½
+            if f.arcface_landmarks is not None:
+                arcface = (np.asarray(f.arcface_landmarks, np.float64) + 0.5) / scale - 0.5
+            faces.append(Face(box, landmarks_in_box(frame, box), f.score, arcface))
         return faces
 
     return detect
@@ -289,7 +298,8 @@ class _Run:
                 self.writer.write_audio(p, _units(self.origin, p.time_base))
         self.early_audio = []
         if self.detect is None:
-            self.detect = make_detector(o.detect_scale or auto_detect_scale(w, h), o.upsample)
+            self.detect = make_detector(o.detect_scale or auto_detect_scale(w, h), o.upsample,
+                                        o.detector)
 
     def _emit(self) -> None:
         """Protect and write the oldest held frame."""
@@ -314,7 +324,7 @@ def protect_video(
 ) -> VideoResult:
     """Protect every face of the video ``source`` (file, URL or ``camera:INDEX``) into the MP4
     ``output``. ``key`` is the video's key; each track uses ``track_key(key, track_id)``.
-    ``detect`` replaces the dlib detector (it then gets full-resolution frames)."""
+    ``detect`` replaces ``options.detector`` (it then gets full-resolution frames)."""
     options = options or VideoOptions()
     output = Path(output)
     if output.exists() and not overwrite:
@@ -359,7 +369,7 @@ def _revise_pending(pending: Sequence[_Pending], tracker: Tracker, index: int,
                 face = t.predict(p.index, tracker.grow, tracker.max_grow)
                 p.tracked.append(TrackedFace(tid, face, False))
     for tid, before in tracker.rejoined.items():
-        now = Sighting(index, tracks[tid].box, tracks[tid].landmarks)
+        now = Sighting(index, tracks[tid].box, tracks[tid].landmarks, tracks[tid].arcface)
         for p in pending:
             if before.frame < p.index:
                 face = interpolate(before, now, p.index, tracker.grow / 2)
