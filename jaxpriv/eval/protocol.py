@@ -50,7 +50,7 @@ from jaxpriv.checkpoints import read_config
 from jaxpriv.data.splits import SPLITS
 from jaxpriv.data.splits import identity_split as split_of_identity
 from jaxpriv.errors import JaxprivError
-from jaxpriv.eval.transfer import built_with, recognizer_names, recognizer_section
+from jaxpriv.eval.transfer import built_with, load_recognizers, recognizer_section
 from jaxpriv.faces import DETECTORS, Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.io import IMAGE_EXTENSIONS, load_image
@@ -276,16 +276,13 @@ def evaluate(
     defaults)."""
     from tqdm import tqdm
 
-    from jaxpriv.recognizers import load_recognizer
-
     spec = get_method(method)
     option_sets = list(option_sets) if option_sets else [{}]
     if detector not in DETECTORS:
         raise JaxprivError(f"--detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
     protects: list[ProtectFn] = [spec.make(**o) for o in option_sets]
     built = [built_with(spec.name, o) for o in option_sets]
-    recs = [load_recognizer(n, **({"weights": weights} if weights and not i else {}))
-            for i, n in enumerate(recognizer_names(recognizer))]
+    recs = load_recognizers(recognizer, weights)
     rec = recs[0]
     identities = list_identities(data, max_per_identity)
     if identity_split != "all":

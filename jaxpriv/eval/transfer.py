@@ -8,13 +8,17 @@ saw it: the transfer setting of Fawkes and LowKey). :func:`built_with` is the on
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jaxpriv import metrics
 from jaxpriv.errors import JaxprivError
+
+if TYPE_CHECKING:
+    from jaxpriv.recognizers import Recognizer
 
 WHITE_BOX, BLACK_BOX = "white-box", "black-box"
 # Methods whose shipped code or checkpoints use a recognizer without recording it in an option or
@@ -31,6 +35,19 @@ def recognizer_names(value: str | Sequence[str]) -> list[str]:
     if not names:
         raise JaxprivError("--recognizers needs at least one recognizer name")
     return names
+
+
+@functools.lru_cache(maxsize=8)
+def _load(name: str, weights: str | None) -> Recognizer:
+    from jaxpriv.recognizers import load_recognizer
+
+    return load_recognizer(name, **({"weights": weights} if weights else {}))
+
+
+def load_recognizers(names: str | Sequence[str], weights: str | None = None) -> list[Recognizer]:
+    """The recognizers ``names`` (:func:`recognizer_names`; ``weights`` for the first), each
+    loaded once per process: a new instance would compile its network again."""
+    return [_load(n, None if i else weights) for i, n in enumerate(recognizer_names(names))]
 
 
 def _recorded(config: dict[str, Any]) -> list[str] | None:
