@@ -50,6 +50,7 @@ from jaxpriv.checkpoints import read_config
 from jaxpriv.data.splits import SPLITS
 from jaxpriv.data.splits import identity_split as split_of_identity
 from jaxpriv.errors import JaxprivError
+from jaxpriv.eval.models import model_dir, shown
 from jaxpriv.eval.transfer import built_with, load_recognizers, recognizer_section
 from jaxpriv.faces import DETECTORS, Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
@@ -170,25 +171,6 @@ def face_detected(photo: np.ndarray, face: Face, crop: bool, detector: str = "ho
     return any(_iou(f.box, face.box) >= DETECT_IOU for f in found)
 
 
-def model_dir(method: str, options: dict[str, Any]) -> Path | None:
-    """The model directory of ``method`` with ``options`` (smna: its SMGG checkpoint; deid: the
-    face generator; mask: the mask model); ``None`` for a method without a trained model."""
-    opts = get_method(method).in_effect(**options)
-    if method == "smna":
-        from jaxpriv.smna.method import resolve_checkpoint
-
-        return Path(resolve_checkpoint(opts["checkpoint"], opts["noise"]))
-    if method == "deid":
-        from jaxpriv.deid.method import checkpoint_path
-
-        return Path(checkpoint_path(opts["checkpoint"]))
-    if method == "mask":
-        from jaxpriv.masktpl.model import default_model_dir
-
-        return Path(default_model_dir())
-    return None
-
-
 def trained_on(method: str, options: dict[str, Any]) -> tuple[str, frozenset[str] | None] | None:
     """(model path, identities it was trained on) of ``method`` with ``options``, as the
     checkpoint records them (``None`` as the names if it records none); ``None`` for a method
@@ -198,16 +180,7 @@ def trained_on(method: str, options: dict[str, Any]) -> tuple[str, frozenset[str
         return None
     config = read_config(path)
     names = config.get("train_identity_names", config.get("info", {}).get("train_identity_names"))
-    return _shown(path), None if names is None else frozenset(names)
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when it is inside it (no home paths in
-    committed reports)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    return shown(path), None if names is None else frozenset(names)
 
 
 def split_of(method: str, option_sets: Sequence[dict[str, Any]],

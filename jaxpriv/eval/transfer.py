@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jaxpriv import metrics
+from jaxpriv.checkpoints import read_config
 from jaxpriv.errors import JaxprivError
+from jaxpriv.eval.models import model_dir, shown
+from jaxpriv.methods import get_method
 
 if TYPE_CHECKING:
     from jaxpriv.recognizers import Recognizer
@@ -68,15 +71,11 @@ def built_with(method: str, options: dict[str, Any]) -> dict[str, Any]:
     the model's checkpoint config (smna, deid, mask), else the method's ``recognizer`` option
     (e.g. cloak), else :data:`BUILT_BY_CODE`; none for the rest (blur, mosaic, solid, dppix).
     Returns ``{"recognizers": [...], "source": ...}``."""
-    from jaxpriv.checkpoints import read_config
-    from jaxpriv.eval.protocol import _shown, model_dir
-    from jaxpriv.methods import get_method
-
     opts = get_method(method).in_effect(**options)
     path = model_dir(method, options)
     recorded = _recorded(read_config(path)) if path is not None else None
     if recorded:
-        return {"recognizers": recorded, "source": f"the checkpoint config of {_shown(path)}"}
+        return {"recognizers": recorded, "source": f"the checkpoint config of {shown(path)}"}
     if opts.get("recognizer"):
         return {"recognizers": recognizer_names(opts["recognizer"]),
                 "source": "the method's recognizer option"}
