@@ -149,8 +149,10 @@ def markdown(result: dict[str, Any], seconds: float) -> str:
         "# Transfer: every method × every recognizer, white-box and black-box",
         "",
         f"Command: `{result['command']}`  ",
-        f"Machine: {result['machine']}; wall time {seconds:.0f} s (reused per-run reports "
-        "count their own time only).",
+        f"Machine: {result['machine']}. Evaluation time "
+        f"{sum(sum(m['seconds'].values()) for m in methods.values()):.0f} s, the wall times of "
+        f"the {sum(len(m['seconds']) for m in methods.values())} method × dataset runs summed "
+        f"(this process: {seconds:.0f} s; per-run reports already in the workdir are reused).",
         "",
         f"Data: {'; '.join(data_lines)}; the {cfg['split']} split of jaxpriv.data.splits, at "
         f"most {cfg['max_per_identity']} probes per identity, reference = the identity's first "

@@ -109,3 +109,37 @@ def test_blur_measured_by_dlib_and_sface_on_loose_crops(tmp_path: Path) -> None:
     assert rep2["per_recognizer"][0]["tar_clean"] == sface_sec["tar_clean"]
     assert main(["eval", "--method", "none", "--data", str(data), "--recognizers",
                  "dlib_resnet,no_such", "--quiet"]) == 2
+
+
+def test_transfer_experiment_pools_counts_and_reports_failures() -> None:
+    """experiments/transfer.py: datasets pooled by counts (not by averaging rates), white-box
+    cells marked, a failed method listed as failed."""
+    from experiments.configs.transfer import get_config
+    from experiments.transfer import markdown, pool, summarise
+
+    def report(matched: int, hidden: int, probes: int, built: list[str]) -> dict:
+        res = {"options": {"x": 1}, "built_with": {"recognizers": built, "source": "s"},
+               "access": access("dlib_resnet", built), "protection_success": hidden / probes,
+               "protection_success_clean_matched": hidden / matched,
+               "hidden_of_matched": hidden, "robustness": {"jpeg75": 0.5}}
+        sec = {"recognizer": "dlib_resnet", "threshold": 0.6, "probes": probes,
+               "matched_clean": matched, "tar_clean": matched / probes, "results": [res]}
+        return {"identities": 2, "skipped": [], "seconds": 1.0, "per_recognizer": [sec],
+                "results": [{"options": {"x": 1}, "utility": {"ssim": 0.9},
+                             "face_detected": {"protected": 1.0},
+                             "ms_per_face": {"median": 5.0}}]}
+
+    reports = {"glint": report(2, 2, 4, ["dlib_resnet"]), "celeba299": report(8, 2, 10,
+                                                                            ["dlib_resnet"])}
+    cell = pool(reports, "dlib_resnet")
+    assert (cell["matched_clean"], cell["hidden_of_matched"], cell["probes"]) == (10, 4, 14)
+    assert cell["success_clean_matched"] == pytest.approx(0.4)  # not (1.0 + 0.25) / 2
+    assert cell["access"] == WHITE_BOX
+    config = get_config()
+    config.recognizers = ("dlib_resnet",)
+    result = summarise(config, {"cloak": reports,
+                                "mask": {"glint": {"error": "JaxprivError: refused"},
+                                         "celeba299": {"error": "JaxprivError: refused"}}})
+    text = markdown(result, 2.0)
+    assert "40.0 % (4/10) **W**" in text
+    assert "| mask | – | – | failed |" in text and "`mask` on glint: JaxprivError: refused" in text
