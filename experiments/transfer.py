@@ -55,7 +55,8 @@ def _matches(report: dict[str, Any], want: dict[str, Any]) -> bool:
 def run_one(config: ml_collections.ConfigDict, workdir: Path, method: str,
             dataset: str) -> dict[str, Any]:
     """The eval report of ``method`` on ``dataset`` (reused from the workdir when its settings
-    match), or ``{"error": ...}`` if the method failed."""
+    match), ``{"error": ...}`` if the method failed, ``{"not_run": ...}`` if there is none and
+    ``config.reuse_only`` (assemble the table from the runs made so far)."""
     from jaxpriv.eval import evaluate
 
     path = workdir / f"{method}_{dataset}.json"
@@ -65,6 +66,9 @@ def run_one(config: ml_collections.ConfigDict, workdir: Path, method: str,
         if _matches(report, want):
             print(f"{method} on {dataset}: reused {path}", flush=True)
             return report
+    if config.reuse_only:
+        print(f"{method} on {dataset}: not run (reuse_only)", flush=True)
+        return {"not_run": "no finished run in the workdir when the table was assembled"}
     t0 = time.perf_counter()
     try:
         report = evaluate(want["data"], method, recognizer=list(config.recognizers),
@@ -84,7 +88,7 @@ def pool(reports: dict[str, dict[str, Any]], recognizer: str) -> dict[str, Any]:
     cell: dict[str, Any] = {"probes": 0, "matched_clean": 0, "hidden_of_matched": 0,
                             "hidden_all": 0, "per_dataset": {}}
     for dataset, rep in reports.items():
-        if "error" in rep:
+        if "per_recognizer" not in rep:
             continue
         sec = next(s for s in rep["per_recognizer"] if s["recognizer"] == recognizer)
         res = sec["results"][0]
@@ -113,11 +117,12 @@ def summarise(config: ml_collections.ConfigDict,
     the pooled cell (:func:`pool`)."""
     methods = {}
     for method, by_ds in reports.items():
-        ok = {d: r for d, r in by_ds.items() if "error" not in r}
+        ok = {d: r for d, r in by_ds.items() if "per_recognizer" in r}
         first = next(iter(ok.values()), None)
         methods[method] = {
             "options": first["results"][0]["options"] if first else None,
             "errors": {d: r["error"] for d, r in by_ds.items() if "error" in r},
+            "not_run": {d: r["not_run"] for d, r in by_ds.items() if "not_run" in r},
             "ssim": {d: r["results"][0]["utility"]["ssim"] for d, r in ok.items()},
             "face_detected": {d: r["results"][0]["face_detected"] for d, r in ok.items()},
             "ms_per_face": {d: r["results"][0]["ms_per_face"]["median"] for d, r in ok.items()},
@@ -173,8 +178,11 @@ def markdown(result: dict[str, Any], seconds: float) -> str:
     ]
     for name, m in methods.items():
         if not m["recognizers"]:
-            lines.append(f"| {name} | – | – | " + " | ".join("failed" for _ in recs) + " | – | – |")
+            what = "failed" if m["errors"] else "not measured"
+            lines.append(f"| {name} | – | – | " + " | ".join(what for _ in recs) + " | – | – |")
             continue
+        if m["errors"] or m.get("not_run"):
+            name = f"{name} ({', '.join(m['ssim'])} only)"
         cells = []
         for rec in recs:
             c = m["recognizers"][rec]
@@ -208,9 +216,15 @@ def markdown(result: dict[str, Any], seconds: float) -> str:
                     f"{_pct(c['success_all'])} | {_pct(c['robustness'].get('jpeg75'))} | "
                     f"{m['ms_per_face'][ds]:.0f} |")
     failed = [(n, d, e) for n, m in methods.items() for d, e in m["errors"].items()]
+    not_run = [(n, d) for n, m in methods.items() for d in m.get("not_run", {})]
     skipped = [(n, d, len(s)) for n, m in methods.items() for d, s in m["skipped"].items() if s]
     if failed:
         lines += ["", "## Failures", ""] + [f"- `{n}` on {d}: {e}" for n, d, e in failed]
+    if not_run:
+        lines += ["", "## Not measured", "", "These method × dataset runs had not finished when "
+                  "the table was assembled (`--config.reuse_only=True`); their rows above pool "
+                  "the other dataset only. Rerunning the command with the same workdir resumes "
+                  "them: " + ", ".join(f"`{n}` on {d}" for n, d in not_run) + "."]
     if skipped:
         lines += ["", "Skipped images (no face found by the detector, or no usable reference): "
                   + "; ".join(f"{n} on {d}: {k}" for n, d, k in skipped) + "."]

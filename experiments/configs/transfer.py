@@ -26,6 +26,8 @@ def get_config() -> ml_collections.ConfigDict:
     # YuNet: finds the face in loose crops where HOG misses ≈ 5 %, with its own 5 ArcFace points
     c.detector = "yunet"
     c.seed = 0
+    # True: only assemble the table from the per-run reports already in the workdir
+    c.reuse_only = False
     c.out_json = "experiments/results/transfer.json"
     c.out_md = "experiments/results/transfer.md"
     c.out_png = "experiments/results/transfer.png"
