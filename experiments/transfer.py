@@ -166,8 +166,14 @@ def markdown(result: dict[str, Any], seconds: float) -> str:
         "YuNet finds their face where dlib's HOG misses ≈ 5 %, with its own 5 ArcFace points; "
         "glint's 112×112 aligned crops are padded and upsampled ×3 first). Every protected "
         "probe is cut at the clean face geometry in each recognizer's own alignment (dlib150, "
-        "arcface112) and compared at its own threshold.",
-        "",
+        "arcface112) and compared at its own threshold. `mask` runs in memory as every method "
+        "does in `jaxpriv eval` (its pad keyed by the probe's key, no password or key file), so "
+        "its PNG-only rule for written files does not apply to these JPEG photos and crops.",
+        ""]
+    if cfg.get("reuse_only"):
+        lines += ["Assembled with `--config.reuse_only=True` from the per-run reports of earlier "
+                  "runs of this command in the same workdir (run in parallel processes).", ""]
+    lines += [
         "Success = protected probe no longer matched, over the probes the recognizer matched "
         "when clean (pooled over both datasets; counts in brackets). **W** = white-box (the "
         "recognizer built the protection), B = black-box (the protection never saw it).",
@@ -222,9 +228,10 @@ def markdown(result: dict[str, Any], seconds: float) -> str:
         lines += ["", "## Failures", ""] + [f"- `{n}` on {d}: {e}" for n, d, e in failed]
     if not_run:
         lines += ["", "## Not measured", "", "These method × dataset runs had not finished when "
-                  "the table was assembled (`--config.reuse_only=True`); their rows above pool "
-                  "the other dataset only. Rerunning the command with the same workdir resumes "
-                  "them: " + ", ".join(f"`{n}` on {d}" for n, d in not_run) + "."]
+                  "the table was assembled (`--config.reuse_only=True`); a row marked "
+                  "\"(… only)\" pools the datasets that finished. Rerunning the command with "
+                  "the same workdir resumes them: "
+                  + ", ".join(f"`{n}` on {d}" for n, d in not_run) + "."]
     if skipped:
         lines += ["", "Skipped images (no face found by the detector, or no usable reference): "
                   + "; ".join(f"{n} on {d}: {k}" for n, d, k in skipped) + "."]
