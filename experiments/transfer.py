@@ -274,7 +274,10 @@ def heatmap(result: dict[str, Any], path: str | Path) -> None:
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2.5,
                                            edgecolor="red"))
     ax.set_xticks(range(len(recs)), recs)
-    ax.set_yticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), [
+        n + (f"\n({', '.join(m['ssim'])} only)" if m["recognizers"] and (
+            m["errors"] or m.get("not_run")) else "")
+        for n, m in result["methods"].items()])
     ax.set_title("protection success (clean-matched test probes)\nW / red = white-box")
     fig.colorbar(im, ax=ax, label="%")
     fig.tight_layout()
