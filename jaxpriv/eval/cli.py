@@ -26,6 +26,9 @@ _OWN_FLAGS = {"method", "data", "recognizer", "weights", "json", "report", "max_
               "split", "detector"}
 
 
+_DEFAULTS = {("recognizers", "dlib_resnet")}  # left out of command_line
+
+
 def parse_sweep(text: str, spec: MethodSpec) -> tuple[str, list[Any]]:
     """``"param=v1,v2"`` → (param, typed values), checked against the method's options."""
     name, sep, values = text.partition("=")
@@ -49,10 +52,10 @@ def parse_sweep(text: str, spec: MethodSpec) -> tuple[str, list[Any]]:
 def command_line(args: argparse.Namespace, options: dict[str, Any]) -> str:
     """The ``jaxpriv eval`` command equivalent to ``args`` (for the report)."""
     parts = ["jaxpriv", "eval", "--method", args.method, "--data", str(args.data)]
-    for flag in ("recognizer", "weights", "max_per_identity", "sweep", "seed", "json", "report",
+    for flag in ("recognizers", "weights", "max_per_identity", "sweep", "seed", "json", "report",
                  "plot"):
-        value = getattr(args, flag)
-        if value is not None and not (flag == "recognizer" and value == "dlib_resnet"):
+        value = getattr(args, "recognizer" if flag == "recognizers" else flag)
+        if value is not None and (flag, value) not in _DEFAULTS:
             parts += ["--" + flag.replace("_", "-"), str(value)]
     if args.aligned_crops is not None:
         parts.append("--aligned-crops" if args.aligned_crops else "--no-aligned-crops")
@@ -107,8 +110,13 @@ def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
                        description=__doc__.splitlines()[0])
     p.add_argument("--method", required=True, choices=method_names())
     p.add_argument("--data", required=True, help="folder of <identity>/<images> folders")
-    p.add_argument("--recognizer", default="dlib_resnet", help="recognizer (default dlib_resnet)")
-    p.add_argument("--weights", default=None, help="weights for recognizers that ship none")
+    p.add_argument("--recognizers", "--recognizer", dest="recognizer", default="dlib_resnet",
+                   help="recognizer(s) that measure every probe, comma-separated, e.g. "
+                   "dlib_resnet,sface: each at its own threshold on its own chip, white-box if it "
+                   "built the protection, else black-box; the first gives the main tables "
+                   "(default dlib_resnet)")
+    p.add_argument("--weights", default=None,
+                   help="weights for the first recognizer, if it ships none")
     p.add_argument("--json", default=None, help="write the full report as JSON")
     p.add_argument("--report", default=None, help="write the report as Markdown")
     p.add_argument("--plot", default=None, help="write a privacy–utility plot (PNG, matplotlib)")

@@ -2,7 +2,10 @@
 
 Protocol: ``DATA/<identity>/<images>``; the first readable
 image of each identity (sorted file names) is its reference portrait, the others are probes.
-Every probe is protected and compared with its identity's CLEAN reference by the recognizer.
+Every probe is protected and compared with its identity's CLEAN reference (a different photo of
+the same person) by each listed recognizer, on that recognizer's own chip (dlib150 or arcface112)
+and at its own threshold; the first recognizer gives the main tables, every one a per-recognizer
+section (clean TAR, protection success, white-box or black-box: :mod:`jaxpriv.eval.transfer`).
 
 * Verification: same-person rate (TAR) of probes clean and protected, at the recognizer's
   threshold and at thresholds calibrated on CLEAN impostor pairs (probes vs other identities'
@@ -24,7 +27,8 @@ Pre-aligned crops (small square images such as 112×112 ArcFace crops, where dli
 finds nothing at native size) are turned into a photo by
 :func:`jaxpriv.faces.align.photo_from_aligned_crop` (pad 25 %, upsample ×3); the method protects
 that photo; its face geometry comes from that function (dlib's HOG), whatever ``detector``.
-Images are uint8 RGB throughout.
+Larger images (e.g. celeba299's 256×256 loose crops) are photos: the detector (YuNet by default,
+or dlib's HOG) finds their face. Images are uint8 RGB throughout.
 """
 
 from __future__ import annotations
@@ -48,7 +52,9 @@ from jaxpriv.checkpoints import read_config
 from jaxpriv.data.splits import SPLITS
 from jaxpriv.data.splits import identity_split as split_of_identity
 from jaxpriv.errors import JaxprivError
-from jaxpriv.faces import DEFAULT_DETECTOR, Face, detect_faces, extract_chips
+from jaxpriv.eval.models import model_dir, shown
+from jaxpriv.eval.transfer import built_with, load_recognizers, recognizer_section
+from jaxpriv.faces import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.io import IMAGE_EXTENSIONS, load_image
 from jaxpriv.machine import machine_description
@@ -114,13 +120,13 @@ class Prepared:
 
 def prepare(path: Path, alignment: Any, aligned_crops: bool | None,
             detector: str = DEFAULT_DETECTOR) -> Prepared:
-    """Load ``path`` and find its face (largest ``detector`` detection; for crops the photo's
-    face); its chip in ``alignment`` (a recognizer: its own alignment and size; see
+    """Load ``path`` and find its face with ``detector`` (largest detection; for crops the
+    photo's face); its chip in ``alignment`` (a recognizer: its own alignment and size; see
     ``extract_chips``)."""
     image = load_image(path)
     crop = is_aligned_crop(image) if aligned_crops is None else aligned_crops
     if crop:
-        photo, face = photo_from_aligned_crop(image)
+        photo, face = photo_from_aligned_crop(image, detector=detector)
         faces = [face]
     else:
         photo = image
@@ -163,9 +169,8 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 def face_detected(photo: np.ndarray, face: Face, crop: bool,
                   detector: str = DEFAULT_DETECTOR) -> bool:
-    """Does ``detector`` find a face overlapping ``face`` (IoU ≥ ``DETECT_IOU``)? Crops' photos
-    (already enlarged) are searched without upsampling, photos with the detector's default."""
-    found = detect_faces(photo, 0 if crop else None, detector)
+    """Does ``detector`` find a face overlapping ``face`` (IoU ≥ ``DETECT_IOU``)?"""
+    found = detect_faces(photo, upsample=0 if crop else None, detector=detector)
     return any(_iou(f.box, face.box) >= DETECT_IOU for f in found)
 
 
@@ -173,34 +178,12 @@ def trained_on(method: str, options: dict[str, Any]) -> tuple[str, frozenset[str
     """(model path, identities it was trained on) of ``method`` with ``options``, as the
     checkpoint records them (``None`` as the names if it records none); ``None`` for a method
     without a trained model."""
-    opts = get_method(method).in_effect(**options)
-    if method == "smna":
-        from jaxpriv.smna.method import resolve_checkpoint
-
-        path = resolve_checkpoint(opts["checkpoint"], opts["noise"])
-        names = read_config(path).get("train_identity_names")
-    elif method == "deid":
-        from jaxpriv.deid.method import checkpoint_path
-
-        path = checkpoint_path(opts["checkpoint"])
-        names = read_config(path).get("info", {}).get("train_identity_names")
-    elif method == "mask":
-        from jaxpriv.masktpl.model import default_model_dir
-
-        path = default_model_dir()
-        names = read_config(path).get("info", {}).get("train_identity_names")
-    else:
+    path = model_dir(method, options)
+    if path is None:
         return None
-    return _shown(path), None if names is None else frozenset(names)
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when it is inside it (no home paths in
-    committed reports)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    config = read_config(path)
+    names = config.get("train_identity_names", config.get("info", {}).get("train_identity_names"))
+    return shown(path), None if names is None else frozenset(names)
 
 
 def split_of(method: str, option_sets: Sequence[dict[str, Any]],
@@ -222,16 +205,18 @@ def split_of(method: str, option_sets: Sequence[dict[str, Any]],
 
 @dataclasses.dataclass
 class _Acc:
-    """Per-probe measurements of one option setting."""
+    """Per-probe measurements of one option setting: distances to the reference per recognizer
+    and kind (:data:`KINDS`), the rest on the first (main) recognizer and the photo."""
 
-    d_protected: list[float] = dataclasses.field(default_factory=list)
-    d_jpeg: list[float] = dataclasses.field(default_factory=list)
-    d_resize: list[float] = dataclasses.field(default_factory=list)
+    d: dict[str, dict[str, list[float]]]
     d_to_clean: list[float] = dataclasses.field(default_factory=list)
     detected: list[bool] = dataclasses.field(default_factory=list)
     utility: list[dict[str, float]] = dataclasses.field(default_factory=list)
     chip_ssim: list[float] = dataclasses.field(default_factory=list)
     ms_per_face: list[float] = dataclasses.field(default_factory=list)
+
+
+KINDS = ("protected", f"jpeg{JPEG_QUALITY}", f"resize{RESIZE_FACTOR:g}")
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -245,7 +230,7 @@ def evaluate(
     data: str | Path,
     method: str,
     option_sets: Sequence[dict[str, Any]] | None = None,
-    recognizer: str = "dlib_resnet",
+    recognizer: str | Sequence[str] = "dlib_resnet",
     max_per_identity: int | None = None,
     seed: int = 0,
     aligned_crops: bool | None = None,
@@ -257,18 +242,24 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run the protocol for ``method`` with each of ``option_sets`` (default: the method's
     defaults); returns the report as a JSON-ready dict (see ``jaxpriv eval --help``).
-    ``detector`` finds the faces of photos (not crops) and checks them after protection.
-    ``unseen_only``: only identities the method's model was never trained on;
-    ``identity_split``: ``all`` or only the identities of one split of :mod:`jaxpriv.data.splits`
-    (``test`` for reported numbers, ``validation`` to choose defaults)."""
+    ``recognizer``: one name or several (``"dlib_resnet,sface"`` or a list): every probe is
+    measured by each, at its own threshold, on its own chip (``per_recognizer``, white-box or
+    black-box by :func:`jaxpriv.eval.transfer.built_with`); the first also gives the report's
+    main tables and takes ``weights``. ``detector``: ``hog`` or ``yunet`` (finds the faces the
+    method protects and the evaluated face). ``unseen_only``: only identities the method's model
+    was never trained on; ``identity_split``: ``all`` or only the identities of one split of
+    :mod:`jaxpriv.data.splits` (``test`` for reported numbers, ``validation`` to choose
+    defaults)."""
     from tqdm import tqdm
-
-    from jaxpriv.recognizers import load_recognizer
 
     spec = get_method(method)
     option_sets = list(option_sets) if option_sets else [{}]
+    if detector not in DETECTORS:
+        raise JaxprivError(f"--detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
     protects: list[ProtectFn] = [spec.make(**o) for o in option_sets]
-    rec = load_recognizer(recognizer, **({"weights": weights} if weights else {}))
+    built = [built_with(spec.name, o) for o in option_sets]
+    recs = load_recognizers(recognizer, weights)
+    rec = recs[0]
     identities = list_identities(data, max_per_identity)
     if identity_split != "all":
         if identity_split not in SPLITS:
@@ -286,22 +277,28 @@ def evaluate(
             raise JaxprivError(f"--unseen-only: every identity of {data} was seen in training")
     start = time.perf_counter()
 
-    ref_emb, skipped = {}, []
+    def clean_chips(prep: Prepared) -> dict[str, np.ndarray]:
+        return {r.name: prep.chip if r is rec else chip_at(prep.photo, prep.face, r)
+                for r in recs}
+
+    ref_emb: dict[str, dict[str, np.ndarray]] = {}
+    skipped: list[str] = []
     for ident in tqdm(identities, desc="references", unit="img", disable=not progress):
         try:
-            ref = prepare(ident.reference, rec, aligned_crops, detector)
-            ref_emb[ident.name] = rec.embed(ref.chip)[0]
+            chips = clean_chips(prepare(ident.reference, rec, aligned_crops, detector))
         except JaxprivError as e:
             skipped.append(str(e))
+            continue
+        ref_emb[ident.name] = {r.name: r.embed(chips[r.name])[0] for r in recs}
     names = [i.name for i in identities if i.name in ref_emb]
     if not names:
         raise JaxprivError("no usable reference image")
 
     probe_ids: list[int] = []
-    clean_emb: list[np.ndarray] = []
+    clean_emb: list[dict[str, np.ndarray]] = []
     clean_detected: list[bool] = []
     crops = 0
-    accs = [_Acc() for _ in option_sets]
+    accs = [_Acc({r.name: {k: [] for k in KINDS} for r in recs}) for _ in option_sets]
     todo = [(names.index(i.name), p) for i in identities if i.name in ref_emb for p in i.probes]
     root = Path(data)
     for ident_idx, path in tqdm(todo, desc=f"eval {method}", unit="probe", disable=not progress):
@@ -312,33 +309,35 @@ def evaluate(
             continue
         crops += prep.crop
         probe_ids.append(ident_idx)
-        e_clean = rec.embed(prep.chip)[0]
+        clean = clean_chips(prep)
+        e_clean = {r.name: r.embed(clean[r.name])[0] for r in recs}
         clean_emb.append(e_clean)
-        ref = ref_emb[names[ident_idx]]
         clean_detected.append(face_detected(prep.photo, prep.face, prep.crop, detector))
         key = image_key(seed, path.relative_to(root).as_posix())
         for protect, acc in zip(protects, accs, strict=True):
             t0 = time.perf_counter()
             out = protect(prep.photo, prep.faces, key)
             acc.ms_per_face.append(1000 * (time.perf_counter() - t0) / len(prep.faces))
-            chips = [chip_at(x, prep.face, rec) for x in (out, jpeg(out), down_up(out))]
-            unchanged = [np.array_equal(c, prep.chip) for c in chips]
-            emb = rec.embed(np.stack(chips))
-            emb = [e_clean if u else e for u, e in zip(unchanged, emb, strict=True)]
-            d = [float(rec.distance(e, ref)) for e in emb]
-            acc.d_protected.append(d[0])
-            acc.d_jpeg.append(d[1])
-            acc.d_resize.append(d[2])
-            acc.d_to_clean.append(float(rec.distance(emb[0], e_clean)))
+            photos = (out, jpeg(out), down_up(out))
+            for r in recs:
+                chips = [chip_at(x, prep.face, r) for x in photos]
+                unchanged = [np.array_equal(c, clean[r.name]) for c in chips]
+                emb = r.embed(np.stack(chips))
+                emb = [e_clean[r.name] if u else e for u, e in zip(unchanged, emb, strict=True)]
+                ref = ref_emb[names[ident_idx]][r.name]
+                for kind, e in zip(KINDS, emb, strict=True):
+                    acc.d[r.name][kind].append(float(r.distance(e, ref)))
+                if r is rec:
+                    acc.d_to_clean.append(float(r.distance(emb[0], e_clean[r.name])))
+                    acc.chip_ssim.append(metrics.ssim(chips[0], prep.chip))
             acc.detected.append(face_detected(out, prep.face, prep.crop, detector))
             acc.utility.append(metrics.utility_metrics([out], [prep.photo]))
-            acc.chip_ssim.append(metrics.ssim(chips[0], prep.chip))
     if not probe_ids:
         raise JaxprivError("no usable probe image")
 
     ids = np.asarray(probe_ids)
-    emb_clean = np.stack(clean_emb)
-    refs = np.stack([ref_emb[n] for n in names])
+    emb_clean = np.stack([e[rec.name] for e in clean_emb])
+    refs = np.stack([ref_emb[n][rec.name] for n in names])
     d_all = np.linalg.norm(emb_clean[:, None, :] - refs[None], axis=-1)  # (probes, identities)
     genuine = d_all[np.arange(len(ids)), ids]
     impostor = d_all[np.arange(len(names))[None, :] != ids[:, None]]
@@ -364,8 +363,9 @@ def evaluate(
               "probes_seen": sum(names[i] in seen for i in probe_ids)}
     results = []
     for opts, acc in zip(option_sets, accs, strict=True):
-        dp = np.asarray(acc.d_protected)
-        psr = lambda d: metrics.protection_success_rate(d, rec.threshold)  # noqa: E731
+        d = acc.d[rec.name]
+        dp = np.asarray(d["protected"])
+        psr = lambda x: metrics.protection_success_rate(x, rec.threshold)  # noqa: E731
         util = {k: _mean([u[k] for u in acc.utility]) for k in acc.utility[0]}
         util["psnr_identical"] = int(sum(math.isinf(u["psnr"]) for u in acc.utility))
         results.append({
@@ -376,8 +376,7 @@ def evaluate(
                     for r in thresholds],
             "protection_success": psr(dp),
             "protection_success_clean_matched": (psr(dp[matched]) if matched.any() else None),
-            "robustness": {f"jpeg{JPEG_QUALITY}": psr(acc.d_jpeg),
-                           f"resize{RESIZE_FACTOR:g}": psr(acc.d_resize)},
+            "robustness": {k: psr(d[k]) for k in KINDS[1:]},
             "distance_mean": {"clean_to_reference": float(genuine.mean()),
                               "protected_to_reference": float(dp.mean()),
                               "protected_to_clean_probe": float(np.mean(acc.d_to_clean))},
@@ -388,9 +387,17 @@ def evaluate(
             "ms_per_face": {"median": statistics.median(acc.ms_per_face),
                             "mean": float(np.mean(acc.ms_per_face))},
         })
+    per_recognizer = [recognizer_section(
+        r.name, r.threshold,
+        np.array([float(r.distance(e[r.name], ref_emb[names[i]][r.name]))
+                  for e, i in zip(clean_emb, probe_ids, strict=True)]),
+        [{"options": spec.in_effect(**o), "built": b, "protected": acc.d[r.name]["protected"],
+          "robustness": {k: acc.d[r.name][k] for k in KINDS[1:]}}
+         for o, b, acc in zip(option_sets, built, accs, strict=True)]) for r in recs]
     return {
         "method": spec.name,
         "recognizer": rec.name,
+        "recognizers": [r.name for r in recs],
         "detector": detector,
         "data": str(data),
         "seed": seed,
@@ -404,6 +411,7 @@ def evaluate(
         "skipped": skipped,
         "thresholds": thresholds,
         "results": results,
+        "per_recognizer": per_recognizer,
         "seconds": round(time.perf_counter() - start, 1),
         "machine": machine_description(),
     }

@@ -62,8 +62,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"Command: `{report.get('command', '')}`  ",
         f"Machine: {report['machine']}; wall time {report['seconds']} s.",
         "",
-        f"Recognizer {report['recognizer']}; face detector {report.get('detector', 'hog')}; "
-        f"{report['identities']} identities; reference = "
+        f"Recognizer {report['recognizer']}"
+        + (f" (main tables; all: {', '.join(report['recognizers'])})"
+           if len(report.get("recognizers", [])) > 1 else "")
+        + f"; detector {report.get('detector', 'hog')}; {report['identities']} identities; "
+        "reference = "
         f"first sorted image of each; {report['probes']} probes"
         + (f" (at most {report['max_per_identity']} per identity)"
            if report["max_per_identity"] else "")
@@ -112,10 +115,44 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_num(u['ald_p'], '.4f')} | {_num(u['dhash'], '.2f')} | {res['chip_ssim']:.4f} | "
             f"{res['distance_mean']['protected_to_clean_probe']:.3f} | "
             f"{res['ms_per_face']['median']:.1f} |")
+    lines += per_recognizer_lines(report)
     if report["skipped"]:
         lines += ["", f"Skipped {len(report['skipped'])} images: "
                   + "; ".join(report["skipped"][:5]) + (" …" if len(report["skipped"]) > 5 else "")]
     return "\n".join(lines) + "\n"
+
+
+def per_recognizer_lines(report: dict[str, Any]) -> list[str]:
+    """The per-recognizer (transfer) table: every recognizer at its own threshold, white-box if
+    it built the protection; none for reports written before this section existed."""
+    sections = report.get("per_recognizer")
+    if not sections:
+        return []
+    rob = list(sections[0]["results"][0]["robustness"])
+    lines = [
+        "",
+        "## Per recognizer: white-box and black-box",
+        "",
+        "Each recognizer measures every probe on its own chip at its own threshold. White-box: it "
+        "was used to build the protection; black-box: the protection never saw it. Success = "
+        "protected probe no longer matched, over the probes it matched when clean (clean-matched) "
+        "and over all probes; robustness over all probes.",
+        "",
+        "| recognizer | threshold | options | access (built with) | TAR clean | TAR protected | "
+        "success (clean-matched) | success (all) | " + " | ".join(rob) + " |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(rob),
+    ]
+    for sec in sections:
+        for res in sec["results"]:
+            built = ", ".join(res["built_with"]["recognizers"]) or "none"
+            lines.append(
+                f"| {sec['recognizer']} | {sec['threshold']:.4f} | {_opts(res['options'])} | "
+                f"{res['access']} ({built}) | {_pct(sec['tar_clean'])} | "
+                f"{_pct(res['tar_protected'])} | {_pct(res['protection_success_clean_matched'])} "
+                f"({res['hidden_of_matched']}/{sec['matched_clean']}) | "
+                f"{_pct(res['protection_success'])} | "
+                + " | ".join(_pct(res["robustness"][k]) for k in rob) + " |")
+    return lines
 
 
 def plot(report: dict[str, Any], path: str | Path, param: str | None = None,
