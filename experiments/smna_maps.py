@@ -33,13 +33,13 @@ Contains faces from {config.faces_dir} (research use only): never commit or ship
 Made with (resume after a kill or reboot: run the same command again; finished shards are
 skipped, the log is appended to):
     cd {Path.cwd()}
-    PYTHONUNBUFFERED=1 setsid nohup {sys.executable} -m experiments.main \\
-        --config experiments/configs/smna_maps.py --workdir {out} \\
+    PYTHONUNBUFFERED=1 setsid nohup nice -n 10 {sys.executable} -m experiments.main \\
+        --config experiments/configs/smna_maps.py:{config.source} --workdir {out} \\
         >> {out}/generate.log 2>&1 < /dev/null &
 Faster on a multi-core CPU: one worker pinned per core (on 2 cores, W = 0 and 1):
-    taskset -c W {sys.executable} -m experiments.main --config experiments/configs/smna_maps.py \\
-        --workdir {out} --config.worker_index=W --config.worker_count=2 \\
-        >> {out}/generate-wW.log 2>&1 &
+    taskset -c W {sys.executable} -m experiments.main \\
+        --config experiments/configs/smna_maps.py:{config.source} --workdir {out} \\
+        --config.worker_index=W --config.worker_count=2 >> {out}/generate-wW.log 2>&1 &
 Stop it with: kill <pid> (pgrep -f 'workdir {out}' shows the pid).
 Last started {datetime.datetime.now().isoformat(timespec="seconds")} as: {_command()}
 
@@ -65,7 +65,8 @@ def generate(config: ml_collections.ConfigDict, out: Path) -> dict:
         chunk=config.chunk, images_per_device=config.images_per_device,
         shard_size=config.shard_size, splits=_names(config.splits),
         max_images=config.max_images, max_shards=config.max_shards,
-        aligned_crops=config.aligned_crops, only_splits=_names(config.only_splits),
+        aligned_crops=config.aligned_crops, detector=config.detector,
+        only_splits=_names(config.only_splits),
         worker=(config.worker_index, config.worker_count) if config.worker_count else None,
     )
     now = datetime.datetime.now().isoformat(timespec="seconds")

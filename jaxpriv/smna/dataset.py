@@ -6,6 +6,13 @@ is itself excluded (its distance is 0). Each other image ``x`` is aligned to the
 (dlib: 150×150), downsampled to the 64×64 SMNA image (`to_smna_image`) and gets a black and a
 white map against the embedding of its portrait's full-size chip (`sensitivity_maps`).
 
+Faces: pre-aligned crops (``aligned_crops=True``, e.g. glint's 112×112) always give a chip
+(`chips_from_aligned_crops`). Photos (``aligned_crops=False``, e.g. celeba299's loose 256×256
+crops) go through `detect_faces` (``detector``: "yunet" finds more faces than HOG) once, when
+the plan is made; the face nearest the photo's centre is taken. A photo without a face is left
+out of the plan and listed in the manifest's ``skipped`` (an identity's portrait is then its
+first photo with a face; an identity without one is skipped whole).
+
 Plan (fixed by the manifest, deterministic): identities fall into the project's one split
 (:mod:`jaxpriv.data.splits`: train / validation / test); within a split, images are ordered
 round-robin over the sorted identities (the 1st non-reference image of every identity, then the
@@ -54,7 +61,7 @@ from jaxpriv.data.map_shards import (
 )
 from jaxpriv.data.splits import SPLITS, identity_split
 from jaxpriv.errors import JaxprivError
-from jaxpriv.faces import chips_from_aligned_crops, extract_chips, require_one_face
+from jaxpriv.faces import Face, chips_from_aligned_crops, detect_faces, extract_chips
 from jaxpriv.parallel import make_mesh
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.smna.sensitivity import sensitivity_maps, to_smna_image
@@ -63,7 +70,7 @@ SPLIT_RULE = "jaxpriv.data.splits: SHA-256('0:'+name), test < 0.2 <= validation 
 
 # Manifest entries that define the shards' contents: a resume must match them exactly.
 _PLAN_KEYS = ("format", "recognizer", "image_size", "chunk", "images_per_device", "shard_size",
-              "split_rule", "max_images", "aligned_crops", "splits")
+              "split_rule", "max_images", "aligned_crops", "detector", "splits", "skipped")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,15 +130,53 @@ def generation_order(
     return plan
 
 
-def _chips(images: Sequence[np.ndarray], names: Sequence[str], size: int,
-           aligned_crops: bool) -> np.ndarray:
-    """Recognizer chips: pre-aligned crops via `chips_from_aligned_crops`, else detect + align."""
+def central_face(image: np.ndarray, detector: str = "hog") -> Face | None:
+    """The `detect_faces` face whose box centre is nearest the photo's centre, or None."""
+    faces = detect_faces(image, detector=detector)
+    centre = np.array(image.shape[1::-1], np.float64) / 2 - 0.5
+    return min(faces, default=None, key=lambda f: float(np.hypot(
+        (f.box[0] + f.box[2]) / 2 - centre[0], (f.box[1] + f.box[3]) / 2 - centre[1])))
+
+
+def drop_faceless(
+    source: Sequence[dict[str, Any]], examples: Sequence[Example], refs: dict[int, Example],
+    detector: str,
+) -> tuple[list[Example], dict[int, Example], dict[int, Face], dict[str, str]]:
+    """Detect the face of every photo (`central_face`): (examples, references, faces by source
+    index, skipped {filename: reason}). A faceless portrait passes the role to the identity's
+    next photo with a face."""
+    by_identity: dict[int, list[Example]] = {}
+    for ex in sorted([*examples, *refs.values()], key=lambda e: (e.identity, e.index_in_identity)):
+        by_identity.setdefault(ex.identity, []).append(ex)
+    faces: dict[int, Face] = {}
+    skipped: dict[str, str] = {}
+    kept: list[Example] = []
+    new_refs: dict[int, Example] = {}
+    for identity, group in by_identity.items():
+        found = []
+        for ex in group:
+            face = central_face(np.asarray(source[ex.index]["image"]), detector)
+            if face is None:
+                skipped[ex.filename] = f"no face found ({detector})"
+            else:
+                faces[ex.index] = face
+                found.append(ex)
+        if found:
+            new_refs[identity] = found[0]
+            kept += found[1:]
+    return kept, new_refs, faces, skipped
+
+
+def _chips(images: Sequence[np.ndarray], faces: Sequence[Face | None], size: int,
+           detector: str) -> np.ndarray:
+    """Recognizer chips: from the detected `faces` of photos, or (face None) from pre-aligned
+    crops via `chips_from_aligned_crops`."""
     out = []
-    for image, name in zip(images, names, strict=True):
-        if aligned_crops:
-            out.append(chips_from_aligned_crops(image, size=size)[0])
+    for image, face in zip(images, faces, strict=True):
+        if face is None:
+            out.append(chips_from_aligned_crops(image, size=size, detector=detector)[0])
         else:
-            out.append(extract_chips(image, [require_one_face(image, name)], size=size)[0][0])
+            out.append(extract_chips(image, [face], size=size)[0][0])
     return np.stack(out)
 
 
@@ -150,6 +195,7 @@ def generate_maps(
     only_splits: Sequence[str] = SPLITS,
     worker: tuple[int, int] | None = None,
     aligned_crops: bool = True,
+    detector: str = "hog",
     mesh: Mesh | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -158,7 +204,8 @@ def generate_maps(
     `splits` (which splits are mapped) and `max_images` (per split, 0 = all) are the plan;
     `max_shards` (0 = no limit) only stops this run after writing that many new shards;
     `only_splits` names the splits this run works on (in that order). `worker=(index, count)`
-    takes every count-th shard from index (default: this JAX process of all). `mesh` defaults
+    takes every count-th shard from index (default: this JAX process of all). `aligned_crops`
+    and `detector` choose how chips are found (module doc). `mesh` defaults
     to all local devices. Returns counts and speeds (`images_per_s`, `queries_per_s`)."""
     out = Path(out_dir)
     bad = [s for s in only_splits if s not in SPLITS]
@@ -170,18 +217,25 @@ def generate_maps(
     rec = load_recognizer(recognizer)
     mesh = make_mesh(local=True) if mesh is None else mesh
     examples, refs = list_examples(source)
-    plan = generation_order(examples, splits, max_images)
     names = {e.identity: e.identity_name for e in [*examples, *refs.values()]}
+    faces: dict[int, Face] = {}
+    skipped: dict[str, str] = {}
+    if not aligned_crops:
+        examples, refs, faces, skipped = drop_faceless(source, examples, refs, detector)
+    plan = generation_order(examples, splits, max_images)
     manifest = {
         "format": FORMAT_VERSION, "recognizer": recognizer, "image_size": image_size,
         "chunk": chunk, "images_per_device": images_per_device, "shard_size": shard_size,
         "split_rule": SPLIT_RULE, "max_images": max_images, "aligned_crops": aligned_crops,
+        "detector": detector,
         "identity_names": [names.get(i, f"#{i}") for i in range(max(names, default=-1) + 1)],
         "reference": "is_reference image of each identity; embedding of its full-size chip",
         "smna_image": "dlib chip, cv2.INTER_AREA to image_size, uint8",
         "query_resize": "jax.image.resize bilinear, antialias=False, to the recognizer size",
         "sign": "s = d(pixel set to noise colour) - d(x); s > 0 moves away from identity",
         "splits": {k: [e.filename for e in v] for k, v in plan.items()},
+        "references": {names[i]: e.filename for i, e in sorted(refs.items())},
+        "skipped": skipped,
     }
     out.mkdir(parents=True, exist_ok=True)
     if (out / "manifest.json").exists():
@@ -216,11 +270,11 @@ def generate_maps(
         for ex in batch:
             if ex.identity not in ref_cache:
                 ref = refs[ex.identity]
-                chip = _chips([source[ref.index]["image"]], [ref.filename], rec.input_size,
-                              aligned_crops)
+                chip = _chips([source[ref.index]["image"]], [faces.get(ref.index)],
+                              rec.input_size, detector)
                 ref_cache[ex.identity] = rec.embed(chip)[0]
-        chips = _chips([source[e.index]["image"] for e in batch], [e.filename for e in batch],
-                       rec.input_size, aligned_crops)
+        chips = _chips([source[e.index]["image"] for e in batch],
+                       [faces.get(e.index) for e in batch], rec.input_size, detector)
         images = to_smna_image(chips, image_size)
         ref_emb = np.stack([ref_cache[e.identity] for e in batch]).astype(np.float32)
         kw = dict(chunk=chunk, mesh=mesh, images_per_device=images_per_device)
