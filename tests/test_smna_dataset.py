@@ -195,3 +195,44 @@ def test_experiment_entry_point(full_run, faces_tfds, tmp_path) -> None:
     assert -1 <= result["colors"]["black"]["mean"] <= 1
     assert result["colors"]["white"]["max_clean_distance_diff"] < 1e-5
     assert "Spearman" in (tmp_path / "lin.md").read_text()
+
+
+def test_photos_are_detected_and_faceless_ones_skipped_in_manifest(tmp_path) -> None:
+    """celeba299-like loose crops (aligned_crops=False, YuNet): a faceless photo is skipped and
+    listed in the manifest, not a crash; a faceless portrait passes its role to the next photo."""
+    celeba = GLINT.parent / "celeba299"
+    if not celeba.is_dir():
+        pytest.skip(f"celeba299 faces not found at {celeba}")
+    from PIL import Image
+
+    from jaxpriv.data import build_identity_faces, load_identity_faces
+    from jaxpriv.data.map_shards import read_manifest
+    from jaxpriv.smna.dataset import generate_maps
+
+    manual = tmp_path / "faces"
+    photos = {}
+    for name in ("7201", "7212"):  # train, test (jaxpriv.data.splits)
+        (manual / name).mkdir(parents=True)
+        photos[name] = sorted(p.name for p in (celeba / name).glob("*.jpg"))[:3]
+        for f in photos[name]:
+            shutil.copy(celeba / name / f, manual / name / f)
+    blank = Image.new("RGB", (256, 256), (128, 128, 128))
+    blank.save(manual / "7201" / "zzz.jpg")  # faceless non-portrait
+    blank.save(manual / "7212" / "000000.jpg")  # faceless portrait (sorted first)
+    build_identity_faces(manual, tmp_path / "tfds")
+    source = load_identity_faces(None, tmp_path / "tfds")
+    out = tmp_path / "maps"
+    summary = generate_maps(source, out, aligned_crops=False, detector="yunet",
+                            **{**SETTINGS, "image_size": 4})
+    assert summary["complete"] and summary["shards_written"] == 2
+    manifest = read_manifest(out)
+    assert manifest["detector"] == "yunet"
+    assert set(manifest["skipped"]) == {"7201/zzz.jpg", "7212/000000.jpg"}
+    assert manifest["references"] == {"7201": f"7201/{photos['7201'][0]}",
+                                      "7212": f"7212/{photos['7212'][0]}"}
+    assert sorted(manifest["splits"]["train"]) == [f"7201/{f}" for f in photos["7201"][1:]]
+    assert sorted(manifest["splits"]["test"]) == [f"7212/{f}" for f in photos["7212"][1:]]
+    test = load_maps(out, "test", with_metadata=True)
+    assert sorted(test["filename"]) == manifest["splits"]["test"]
+    assert (test["clean_distance"] > 0).all() and np.isfinite(test["map_black"]).all()
+    np.testing.assert_array_equal(test["reference_embedding"][0], test["reference_embedding"][1])
