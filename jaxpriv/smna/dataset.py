@@ -21,8 +21,10 @@ Split ``k`` is cut into shards of `shard_size` consecutive images,
 `<out_dir>/<split>/shard-NNNNN.npz`.
 
 Execution: shard ``i`` of a split is done by worker ``i % count == index`` with ``(index, count)``
-= ``(jax.process_index(), jax.process_count())`` (pods: each host works alone, no cross-host
-traffic) or an explicit ``worker=(index, count)`` for independent processes on one host (one
+= ``(jax.process_index(), jax.process_count())`` (pods, after ``jax.distributed.initialize``:
+each process reads and writes only its own shards; the only cross-host traffic is the
+all-gather of face-found flags when photos are detected (each process detects every count-th
+photo), process 0 writing the manifest, and a barrier at the end) or an explicit ``worker=(index, count)`` for independent processes on one host (one
 process pinned to each core can beat one process over all: `benchmarks/cores.py`);
 `only_splits` and `max_shards` restrict one run without changing the plan; inside a process the
 batch of images (so every chunk of perturbed images) is sharded over a `Mesh` of its local
@@ -140,34 +142,38 @@ def central_face(image: np.ndarray, detector: str = "hog") -> Face | None:
 
 def drop_faceless(
     source: Sequence[dict[str, Any]], examples: Sequence[Example], refs: dict[int, Example],
-    detector: str,
+    detector: str, share: tuple[int, int] | None = None,
 ) -> tuple[list[Example], dict[int, Example], dict[int, Face], dict[str, str]]:
     """Detect the face of every photo (`central_face`): (examples, references, faces by source
     index, skipped {filename: reason}). A faceless portrait passes the role to the identity's
-    next photo with a face."""
-    by_identity: dict[int, list[Example]] = {}
-    for ex in sorted([*examples, *refs.values()], key=lambda e: (e.identity, e.index_in_identity)):
-        by_identity.setdefault(ex.identity, []).append(ex)
+    next photo with a face. With ``share=(index, count)`` (JAX processes) this process detects
+    only every count-th photo from index, the found flags are all-gathered, and ``faces`` holds
+    only this process's detections."""
+    ordered = sorted([*examples, *refs.values()], key=lambda e: (e.identity, e.index_in_identity))
+    index, count = share or (0, 1)
     faces: dict[int, Face] = {}
+    found = np.zeros(len(ordered), np.int8)
+    for k in range(index, len(ordered), count):
+        face = central_face(np.asarray(source[ordered[k].index]["image"]), detector)
+        if face is not None:
+            faces[ordered[k].index] = face
+            found[k] = 1
+    if count > 1:
+        from jax.experimental import multihost_utils
+
+        found = np.asarray(multihost_utils.process_allgather(found)).max(axis=0)
     skipped: dict[str, str] = {}
-    kept: list[Example] = []
-    new_refs: dict[int, Example] = {}
-    for identity, group in by_identity.items():
-        found = []
-        for ex in group:
-            face = central_face(np.asarray(source[ex.index]["image"]), detector)
-            if face is None:
-                skipped[ex.filename] = f"no face found ({detector})"
-            else:
-                faces[ex.index] = face
-                found.append(ex)
-        if found:
-            new_refs[identity] = found[0]
-            kept += found[1:]
-    return kept, new_refs, faces, skipped
+    by_identity: dict[int, list[Example]] = {}
+    for ex, ok in zip(ordered, found, strict=True):
+        if ok:
+            by_identity.setdefault(ex.identity, []).append(ex)
+        else:
+            skipped[ex.filename] = f"no face found ({detector})"
+    kept = [ex for group in by_identity.values() for ex in group[1:]]
+    return kept, {i: group[0] for i, group in by_identity.items()}, faces, skipped
 
 
-def _chips(images: Sequence[np.ndarray], faces: Sequence[Face | None], size: int,
+def chips_of(images: Sequence[np.ndarray], faces: Sequence[Face | None], size: int,
            detector: str) -> np.ndarray:
     """Recognizer chips: from the detected `faces` of photos, or (face None) from pre-aligned
     crops via `chips_from_aligned_crops`."""
@@ -212,6 +218,7 @@ def generate_maps(
     if bad:
         raise JaxprivError(f"unknown split(s) {', '.join(bad)}; choose from {', '.join(SPLITS)}")
     p_index, p_count = worker or (jax.process_index(), jax.process_count())
+    hosts = worker is None and p_count > 1  # JAX processes: collectives for the plan
     if not 0 <= p_index < p_count:
         raise JaxprivError(f"worker index {p_index} is not in 0..{p_count - 1}")
     rec = load_recognizer(recognizer)
@@ -221,7 +228,8 @@ def generate_maps(
     faces: dict[int, Face] = {}
     skipped: dict[str, str] = {}
     if not aligned_crops:
-        examples, refs, faces, skipped = drop_faceless(source, examples, refs, detector)
+        examples, refs, faces, skipped = drop_faceless(
+            source, examples, refs, detector, (p_index, p_count) if hosts else None)
     plan = generation_order(examples, splits, max_images)
     manifest = {
         "format": FORMAT_VERSION, "recognizer": recognizer, "image_size": image_size,
@@ -244,8 +252,18 @@ def generate_maps(
         if diff:
             raise JaxprivError(f"{out} holds maps made with other settings ({', '.join(diff)}); "
                                "use another out_dir or the same settings")
-    else:
+    elif not hosts or p_index == 0:
         write_manifest(out, manifest)
+
+    def face_of(ex: Example) -> Face | None:  # None for pre-aligned crops
+        if aligned_crops:
+            return None
+        if ex.index not in faces:  # found by another process
+            face = central_face(np.asarray(source[ex.index]["image"]), detector)
+            if face is None:
+                raise JaxprivError(f"{ex.filename}: face found by another process, not here")
+            faces[ex.index] = face
+        return faces[ex.index]
 
     jobs = []  # (split, shard index, examples) of this worker
     for split in plan:
@@ -270,11 +288,11 @@ def generate_maps(
         for ex in batch:
             if ex.identity not in ref_cache:
                 ref = refs[ex.identity]
-                chip = _chips([source[ref.index]["image"]], [faces.get(ref.index)],
-                              rec.input_size, detector)
+                chip = chips_of([source[ref.index]["image"]], [face_of(ref)], rec.input_size,
+                                detector)
                 ref_cache[ex.identity] = rec.embed(chip)[0]
-        chips = _chips([source[e.index]["image"] for e in batch],
-                       [faces.get(e.index) for e in batch], rec.input_size, detector)
+        chips = chips_of([source[e.index]["image"] for e in batch],
+                       [face_of(e) for e in batch], rec.input_size, detector)
         images = to_smna_image(chips, image_size)
         ref_emb = np.stack([ref_cache[e.identity] for e in batch]).astype(np.float32)
         kw = dict(chunk=chunk, mesh=mesh, images_per_device=images_per_device)
@@ -303,6 +321,10 @@ def generate_maps(
         sys.stdout.flush()
     bar.close()
     seconds = time.perf_counter() - start
+    if hosts:  # every process's shards are written before "complete" is judged
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("jaxpriv.smna.dataset.generate_maps")
     complete = all(shard_path(out / split, k).exists()
                    for split, order in plan.items()
                    for k in range(math.ceil(len(order) / shard_size)))
