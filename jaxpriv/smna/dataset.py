@@ -24,8 +24,9 @@ Execution: shard ``i`` of a split is done by worker ``i % count == index`` with 
 = ``(jax.process_index(), jax.process_count())`` (pods, after ``jax.distributed.initialize``:
 each process reads and writes only its own shards; the only cross-host traffic is the
 all-gather of face-found flags when photos are detected (each process detects every count-th
-photo), process 0 writing the manifest, and a barrier at the end) or an explicit ``worker=(index, count)`` for independent processes on one host (one
-process pinned to each core can beat one process over all: `benchmarks/cores.py`);
+photo), process 0 writing the manifest, and a barrier at the end) or an explicit
+``worker=(index, count)`` for independent processes on one host (one process pinned to each
+core can beat one process over all: `benchmarks/cores.py`);
 `only_splits` and `max_shards` restrict one run without changing the plan; inside a process the
 batch of images (so every chunk of perturbed images) is sharded over a `Mesh` of its local
 devices (`data` axis). A shard is written atomically, and existing shards are skipped: a killed
