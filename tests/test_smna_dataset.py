@@ -343,3 +343,17 @@ def test_two_processes_match_one(photos, tmp_path) -> None:
     assert ea.keys() == eb.keys() and "spearman" in ea
     for k in ("L1", "spearman", "pearson"):
         assert abs(ea[k] - eb[k]) <= 1e-3 * (abs(ea[k]) + 1e-3), k
+
+
+def test_committed_compact_maps_restore_from_the_photos(tmp_path) -> None:
+    """The committed celeba299 maps rebuild their exact images (SHA-256) from the photos: the
+    map pipeline (detection, chip, resize) has not drifted from the long run's."""
+    from jaxpriv.data.compact_maps import restore_compact
+
+    compact = ROOT / "experiments" / "data" / "smna_maps" / "celeba299"
+    celeba = GLINT.parent / "celeba299"
+    if not celeba.is_dir():
+        pytest.skip(f"celeba299 faces not found at {celeba}")
+    n = len(list(compact.glob("*/shard-*.npz")))
+    assert n >= 1
+    assert restore_compact(compact, tmp_path, celeba) == {"restored": n, "skipped": 0}

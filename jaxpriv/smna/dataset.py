@@ -133,9 +133,17 @@ def generation_order(
     return plan
 
 
+DETECT_UPSAMPLE = {"hog": 1, "yunet": 0}
+"""`detect_faces` upsampling of the map pipeline, fixed (not the detector's default, which may
+change): other boxes would give other chips, and a resumed run other images."""
+
+
 def central_face(image: np.ndarray, detector: str = "hog") -> Face | None:
-    """The `detect_faces` face whose box centre is nearest the photo's centre, or None."""
-    faces = detect_faces(image, detector=detector)
+    """The `detect_faces` face (upsampling `DETECT_UPSAMPLE`) whose box centre is nearest the
+    photo's centre, or None."""
+    if detector not in DETECT_UPSAMPLE:
+        raise JaxprivError(f"unknown face detector {detector!r} (choose: hog, yunet)")
+    faces = detect_faces(image, upsample=DETECT_UPSAMPLE[detector], detector=detector)
     centre = np.array(image.shape[1::-1], np.float64) / 2 - 0.5
     return min(faces, default=None, key=lambda f: float(np.hypot(
         (f.box[0] + f.box[2]) / 2 - centre[0], (f.box[1] + f.box[3]) / 2 - centre[1])))
@@ -240,6 +248,9 @@ def generate_maps(
         "identity_names": [names.get(i, f"#{i}") for i in range(max(names, default=-1) + 1)],
         "reference": "is_reference image of each identity; embedding of its full-size chip",
         "smna_image": "dlib chip, cv2.INTER_AREA to image_size, uint8",
+        "faces": (f"pre-aligned crops, {detector} in the padded x3 crop" if aligned_crops else
+                  f"detect_faces({detector}, upsample={DETECT_UPSAMPLE.get(detector)}), box "
+                  "centre nearest the photo centre"),
         "query_resize": "jax.image.resize bilinear, antialias=False, to the recognizer size",
         "sign": "s = d(pixel set to noise colour) - d(x); s > 0 moves away from identity",
         "splits": {k: [e.filename for e in v] for k, v in plan.items()},
