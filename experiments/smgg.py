@@ -36,7 +36,7 @@ from jaxpriv import train
 from jaxpriv.data.map_shards import shard_paths
 from jaxpriv.data.splits import SPLITS, identity_split
 from jaxpriv.errors import JaxprivError
-from jaxpriv.parallel import make_mesh, pad_to_multiple
+from jaxpriv.parallel import make_mesh, pad_to_multiple, replicated
 from jaxpriv.smna import smgg
 from jaxpriv.smna.dataset import load_maps
 
@@ -178,7 +178,9 @@ def evaluate(state: train.TrainState, data: dict[str, np.ndarray], mesh: jax.sha
     image, n = pad_to_multiple(data["image"], mesh.size)
     target, _ = pad_to_multiple(data["map"], mesh.size)
     batch = train.to_global({"image": image, "map": target}, mesh)
-    out = jax.device_get(eval_per_image(generator, batch["image"], batch["map"]))
+    out = eval_per_image(generator, batch["image"], batch["map"])
+    # all-gather: on several processes each holds only its slice of the per-image values
+    out = jax.device_get(jax.jit(lambda t: t, out_shardings=replicated(mesh))(out))
     return {k: float(np.mean(np.asarray(v)[:n])) for k, v in out.items()}
 
 
@@ -209,8 +211,8 @@ def protection_eval(state: train.TrainState, data: dict[str, np.ndarray],
     if "reference_embedding" not in data or not len(data["image"]):
         return {}
     distance = chip_distance_fn("dlib_resnet")
-    generator = {"params": state.params["generator"],
-                 "batch_stats": state.batch_stats["generator"]}
+    generator = jax.device_get({"params": state.params["generator"],  # replicated: local copy
+                                "batch_stats": state.batch_stats["generator"]})
     kw = dict(noise_level=float(config.eval_noise_level), noise=config.noise,
               norm=config.eval_noise_norm)
     sums = {"d_clean": 0.0, "d_y": 0.0, "d_Gx": 0.0}

@@ -5,6 +5,10 @@ linearised-vs-exact rank comparison.
 the command written there; each run's speed appended to `runs.jsonl`), then the `sensitivity_maps`
 TFDS dataset once every shard exists. `task="linear_vs_exact"`: Spearman rank correlation between
 the exact maps already generated and the one-VJP linearised maps of the same images.
+`task="export"`: compact float16 copies of the finished shards of `workdir` into
+`config.compact_dir` (committable, no face images: `jaxpriv.data.compact_maps`);
+`task="restore"`: rebuild `workdir`'s shards from `config.compact_dir` and the photos in
+`config.faces_dir` (a fresh machine), after which `task="generate"` resumes the run.
 """
 
 from __future__ import annotations
@@ -33,13 +37,13 @@ Contains faces from {config.faces_dir} (research use only): never commit or ship
 Made with (resume after a kill or reboot: run the same command again; finished shards are
 skipped, the log is appended to):
     cd {Path.cwd()}
-    PYTHONUNBUFFERED=1 setsid nohup {sys.executable} -m experiments.main \\
-        --config experiments/configs/smna_maps.py --workdir {out} \\
+    PYTHONUNBUFFERED=1 setsid nohup nice -n 10 {sys.executable} -m experiments.main \\
+        --config experiments/configs/smna_maps.py:{config.source} --workdir {out} \\
         >> {out}/generate.log 2>&1 < /dev/null &
 Faster on a multi-core CPU: one worker pinned per core (on 2 cores, W = 0 and 1):
-    taskset -c W {sys.executable} -m experiments.main --config experiments/configs/smna_maps.py \\
-        --workdir {out} --config.worker_index=W --config.worker_count=2 \\
-        >> {out}/generate-wW.log 2>&1 &
+    taskset -c W {sys.executable} -m experiments.main \\
+        --config experiments/configs/smna_maps.py:{config.source} --workdir {out} \\
+        --config.worker_index=W --config.worker_count=2 >> {out}/generate-wW.log 2>&1 &
 Stop it with: kill <pid> (pgrep -f 'workdir {out}' shows the pid).
 Last started {datetime.datetime.now().isoformat(timespec="seconds")} as: {_command()}
 
@@ -65,7 +69,8 @@ def generate(config: ml_collections.ConfigDict, out: Path) -> dict:
         chunk=config.chunk, images_per_device=config.images_per_device,
         shard_size=config.shard_size, splits=_names(config.splits),
         max_images=config.max_images, max_shards=config.max_shards,
-        aligned_crops=config.aligned_crops, only_splits=_names(config.only_splits),
+        aligned_crops=config.aligned_crops, detector=config.detector,
+        only_splits=_names(config.only_splits),
         worker=(config.worker_index, config.worker_count) if config.worker_count else None,
     )
     now = datetime.datetime.now().isoformat(timespec="seconds")
@@ -157,10 +162,30 @@ def _names(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
+def export(config: ml_collections.ConfigDict, out: Path) -> dict:
+    """Compact copies of the finished shards of ``out`` into ``config.compact_dir``."""
+    from jaxpriv.data.compact_maps import export_compact
+
+    summary = export_compact(out, config.compact_dir, max_bytes=config.compact_max_bytes)
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+def restore(config: ml_collections.ConfigDict, out: Path) -> dict:
+    """Shards of ``config.compact_dir`` rebuilt into ``out`` (photos from config.faces_dir)."""
+    from jaxpriv.data.compact_maps import restore_compact
+
+    summary = restore_compact(config.compact_dir, out, config.faces_dir)
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+TASKS = {"generate": generate, "linear_vs_exact": linear_vs_exact, "export": export,
+         "restore": restore}
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Dispatch on `config.task`; the maps live in ``workdir``."""
-    if config.task == "generate":
-        return generate(config, Path(workdir))
-    if config.task == "linear_vs_exact":
-        return linear_vs_exact(config, Path(workdir))
-    raise ValueError(f"unknown task {config.task!r}: generate or linear_vs_exact")
+    if config.task not in TASKS:
+        raise ValueError(f"unknown task {config.task!r}: {', '.join(TASKS)}")
+    return TASKS[config.task](config, Path(workdir))

@@ -197,8 +197,20 @@ def sharded_step(step_fn: Callable[..., tuple[TrainState, dict]], mesh: Mesh,
 
 
 def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
-    """Place every leaf of ``tree`` replicated on ``mesh``."""
-    return jax.device_put(tree, replicated(mesh))
+    """Place every leaf of ``tree`` (the same values on every process) replicated on ``mesh``.
+    Several processes: each contributes its local copy (``device_put`` cannot reach the
+    devices of other processes); PRNG keys travel as their key data."""
+    sharding = replicated(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def one(x: Any) -> jax.Array:
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(one(jax.random.key_data(x)),
+                                            impl=jax.random.key_impl(x))
+        return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+
+    return jax.tree_util.tree_map(one, tree)
 
 
 @dataclasses.dataclass

@@ -4,6 +4,7 @@ identities x 3 images, 8x8 maps)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -176,6 +177,28 @@ def test_tfds_dataset_builds_and_reads_back(full_run, tmp_path) -> None:
             np.testing.assert_array_equal(b[key], a[key])
 
 
+def test_compact_copy_round_trip_and_checks(full_run, faces_tfds, tmp_path) -> None:
+    from jaxpriv.data import load_identity_faces
+    from jaxpriv.data.compact_maps import export_compact, restore_compact
+    from jaxpriv.smna.dataset import generate_maps
+
+    out, faces = full_run[0], faces_tfds.parent / "faces"
+    with pytest.raises(JaxprivError, match="MB"):
+        export_compact(out, tmp_path / "small", max_bytes=1000)
+    assert not list((tmp_path / "small").rglob("shard-*.npz"))
+    _assert_compact_round_trip(out, faces, tmp_path / "compact", tmp_path / "restored")
+    resumed = generate_maps(load_identity_faces(None, faces_tfds), tmp_path / "restored",
+                            **SETTINGS)
+    assert resumed["shards_written"] == 0 and resumed["complete"]
+    other = tmp_path / "other_faces"
+    shutil.copytree(faces, other)
+    photo = other / load_maps(out, "test", with_metadata=True)["filename"][0]
+    photo.write_bytes((GLINT / "Barack_Obama" / sorted(os.listdir(GLINT / "Barack_Obama"))[5])
+                      .read_bytes())  # a different photo under the mapped file's name
+    with pytest.raises(JaxprivError, match="differs"):
+        restore_compact(tmp_path / "compact", tmp_path / "restored2", other)
+
+
 def test_experiment_entry_point(full_run, faces_tfds, tmp_path) -> None:
     from experiments.configs.smna_maps import get_config
     from experiments.smna_maps import run
@@ -195,3 +218,142 @@ def test_experiment_entry_point(full_run, faces_tfds, tmp_path) -> None:
     assert -1 <= result["colors"]["black"]["mean"] <= 1
     assert result["colors"]["white"]["max_clean_distance_diff"] < 1e-5
     assert "Spearman" in (tmp_path / "lin.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
+    """identity_faces of celeba299-like loose crops: 2 identities x 3 photos plus a faceless
+    grey photo in each (7212's sorts first: its portrait); (TFDS data dir, real photos)."""
+    celeba = GLINT.parent / "celeba299"
+    if not celeba.is_dir():
+        pytest.skip(f"celeba299 faces not found at {celeba}")
+    from PIL import Image
+
+    from jaxpriv.data import build_identity_faces
+
+    root = tmp_path_factory.mktemp("photos")
+    manual = root / "faces"
+    files = {}
+    for name in ("7201", "7212"):  # train, test (jaxpriv.data.splits)
+        (manual / name).mkdir(parents=True)
+        files[name] = sorted(p.name for p in (celeba / name).glob("*.jpg"))[:3]
+        for f in files[name]:
+            shutil.copy(celeba / name / f, manual / name / f)
+    blank = Image.new("RGB", (256, 256), (128, 128, 128))
+    blank.save(manual / "7201" / "zzz.jpg")  # faceless non-portrait
+    blank.save(manual / "7212" / "000000.jpg")  # faceless portrait (sorted first)
+    build_identity_faces(manual, root / "tfds")
+    return root / "tfds", files
+
+
+def test_photos_are_detected_and_faceless_ones_skipped_in_manifest(photos, tmp_path) -> None:
+    """celeba299-like loose crops (aligned_crops=False, YuNet): a faceless photo is skipped and
+    listed in the manifest, not a crash; a faceless portrait passes its role to the next photo."""
+    from jaxpriv.data import load_identity_faces
+    from jaxpriv.data.map_shards import read_manifest
+    from jaxpriv.smna.dataset import generate_maps
+
+    tfds_dir, photos = photos
+    manual = tfds_dir.parent / "faces"
+    source = load_identity_faces(None, tfds_dir)
+    out = tmp_path / "maps"
+    summary = generate_maps(source, out, aligned_crops=False, detector="yunet",
+                            **{**SETTINGS, "image_size": 4})
+    assert summary["complete"] and summary["shards_written"] == 2
+    manifest = read_manifest(out)
+    assert manifest["detector"] == "yunet"
+    assert set(manifest["skipped"]) == {"7201/zzz.jpg", "7212/000000.jpg"}
+    assert manifest["references"] == {"7201": f"7201/{photos['7201'][0]}",
+                                      "7212": f"7212/{photos['7212'][0]}"}
+    assert sorted(manifest["splits"]["train"]) == [f"7201/{f}" for f in photos["7201"][1:]]
+    assert sorted(manifest["splits"]["test"]) == [f"7212/{f}" for f in photos["7212"][1:]]
+    test = load_maps(out, "test", with_metadata=True)
+    assert sorted(test["filename"]) == manifest["splits"]["test"]
+    assert (test["clean_distance"] > 0).all() and np.isfinite(test["map_black"]).all()
+    np.testing.assert_array_equal(test["reference_embedding"][0], test["reference_embedding"][1])
+    _assert_compact_round_trip(out, manual, tmp_path / "compact", tmp_path / "restored")
+
+
+def _assert_compact_round_trip(out: Path, faces: Path, compact: Path, restored: Path) -> None:
+    """export -> restore gives the shards back: images and metadata exact, maps within float16
+    rounding; the restored directory counts as finished for the generator."""
+    from jaxpriv.data.compact_maps import export_compact, restore_compact
+    from jaxpriv.data.map_shards import read_shard
+
+    first = export_compact(out, compact)
+    assert first["new"] == 2 and first["bytes"] < 100_000
+    for p in compact.rglob("shard-*.npz"):
+        shard = read_shard(p)
+        assert "image" not in shard and shard["map_black"].dtype == np.float16
+    files = {p: p.read_bytes() for p in compact.rglob("*") if p.is_file()}
+    assert export_compact(out, compact)["new"] == 0
+    assert {p: p.read_bytes() for p in files} == files
+    assert restore_compact(compact, restored, faces) == {"restored": 2, "skipped": 0}
+    assert restore_compact(compact, restored, faces) == {"restored": 0, "skipped": 2}
+    assert (restored / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
+    for split in ("train", "test"):
+        for a_path, b_path in zip(shard_paths(out / split), shard_paths(restored / split),
+                                  strict=True):
+            a, b = read_shard(a_path), read_shard(b_path)
+            assert list(a) == list(b) and a_path.name == b_path.name
+            for key in a:
+                if key.startswith("map_"):
+                    assert b[key].dtype == np.float32
+                    tol = 2.0**-11 * np.abs(a[key]) + 2.0**-24  # float16 rounding
+                    assert (np.abs(b[key] - a[key]) <= tol).all(), key
+                else:
+                    np.testing.assert_array_equal(b[key], a[key])
+
+
+def test_two_processes_match_one(photos, tmp_path) -> None:
+    """jax.distributed with 2 CPU processes (localhost, gloo): each writes only its own map
+    shards, SMGG trains on per-process batch slices; same maps and parameters as 1 process with
+    the same 2 devices."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "tests._multihost"]
+    tfds_dir = str(photos[0])
+    procs = [subprocess.Popen([*args, str(i), "2", str(port), tfds_dir, str(tmp_path / "two")],
+                              env=env, cwd=ROOT) for i in range(2)]
+    one_env = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    subprocess.run([*args, "0", "1", "0", tfds_dir, str(tmp_path / "one")], env=one_env,
+                   cwd=ROOT, check=True, timeout=600)
+    assert [p.wait(timeout=600) for p in procs] == [0, 0]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert (one / "maps/manifest.json").read_bytes() == (two / "maps/manifest.json").read_bytes()
+    for split in ("train", "test"):
+        assert [p.name for p in shard_paths(one / "maps" / split)] == ["shard-00000.npz",
+                                                                        "shard-00001.npz"]
+        a, b = load_maps(one / "maps", split), load_maps(two / "maps", split)
+        np.testing.assert_array_equal(b["image"], a["image"])
+        for key in ("map_black", "map_white", "clean_distance"):
+            scale = float(np.abs(a[key]).max())
+            np.testing.assert_allclose(b[key], a[key], atol=1e-4 * scale, rtol=0)
+    pa, pb = np.load(one / "params.npz"), np.load(two / "params.npz")
+    assert sorted(pa.files) == sorted(pb.files) and len(pa.files) > 10
+    for k in pa.files:
+        scale = float(np.abs(pa[k]).max()) + 1e-6
+        np.testing.assert_allclose(pb[k], pa[k], atol=1e-4 * scale, rtol=0, err_msg=k)
+    ea = json.loads((one / "eval.json").read_text())
+    eb = json.loads((two / "eval.json").read_text())
+    assert ea.keys() == eb.keys() and "spearman" in ea
+    for k in ("L1", "spearman", "pearson"):
+        assert abs(ea[k] - eb[k]) <= 1e-3 * (abs(ea[k]) + 1e-3), k
+
+
+def test_committed_compact_maps_restore_from_the_photos(tmp_path) -> None:
+    """The committed celeba299 maps rebuild their exact images (SHA-256) from the photos: the
+    map pipeline (detection, chip, resize) has not drifted from the long run's."""
+    from jaxpriv.data.compact_maps import restore_compact
+
+    compact = ROOT / "experiments" / "data" / "smna_maps" / "celeba299"
+    celeba = GLINT.parent / "celeba299"
+    if not celeba.is_dir():
+        pytest.skip(f"celeba299 faces not found at {celeba}")
+    n = len(list(compact.glob("*/shard-*.npz")))
+    assert n >= 1
+    assert restore_compact(compact, tmp_path, celeba) == {"restored": n, "skipped": 0}

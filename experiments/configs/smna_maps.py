@@ -13,18 +13,33 @@ Two workers, one per core (each appends to its own log):
     taskset -c 1 python -m experiments.main --config experiments/configs/smna_maps.py \
         --workdir MAPS --config.worker_index=1 --config.worker_count=2 &
 Shrink for a smoke run: --workdir /tmp/x --config.max_images=2 --config.image_size=16
+Sources: glint (default, pre-aligned crops) or celeba299 (loose 256×256 crops, YuNet detection):
+    --config experiments/configs/smna_maps.py:celeba299
+One map set per source: give each its own --workdir.
+Keep finished shards in the repo (float16 maps, no face images) / restore them on a new machine:
+    ... --config.task=export     (into experiments/data/smna_maps/<source>)
+    ... --config.task=restore    (then rerun the generate command: it resumes)
 """
 
 import ml_collections
 
 
-def get_config() -> ml_collections.ConfigDict:
+def get_config(source: str = "glint") -> ml_collections.ConfigDict:
+    if source not in ("glint", "celeba299"):
+        raise ValueError(f"unknown map source {source!r}: glint or celeba299")
     c = ml_collections.ConfigDict()
     c.experiment = "smna_maps"
-    c.task = "generate"  # or "linear_vs_exact"
+    c.source = source
+    c.task = "generate"  # or "linear_vs_exact", "export", "restore"
     c.faces_dir = "../shared/data/faces/glint"  # <identity>/<image>; research use only
     c.tfds_dir = "/tmp/jaxpriv_tfds"  # where identity_faces is prepared
     c.aligned_crops = True  # glint: pre-aligned 112x112 crops -> dlib chips via pad + upsample
+    c.detector = "hog"  # face detector (jaxpriv.faces.detect_faces) for chips
+    if source == "celeba299":  # loose 256x256 crops: detect (HOG misses ~5 %, YuNet 6 of 2585)
+        c.faces_dir = "../shared/data/faces/celeba299"
+        c.tfds_dir = "/tmp/jaxpriv_tfds_celeba299"  # one data dir per source folder
+        c.aligned_crops = False
+        c.detector = "yunet"
     c.maps_tfds_dir = ""  # "" = <workdir>/tfds; sensitivity_maps is built there when complete
     c.build_tfds = True
     c.recognizer = "dlib_resnet"
@@ -41,6 +56,9 @@ def get_config() -> ml_collections.ConfigDict:
     # core (taskset -c 0 / -c 1) ran 1.6× the queries of one process on both (benchmarks/cores.py).
     c.worker_index = 0
     c.worker_count = 0
+    # task=export / restore: committable float16 copy of the finished shards (no face images)
+    c.compact_dir = f"experiments/data/smna_maps/{source}"
+    c.compact_max_bytes = 40_000_000
     # task=linear_vs_exact
     c.n_faces = 24  # first generated train images compared (>= 20)
     c.results_md = "experiments/results/smna_linear_vs_exact.md"

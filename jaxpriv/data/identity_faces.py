@@ -21,7 +21,9 @@ Examples are stored unshuffled, in (identity, file name) order, so index 0 of th
 source is the reference image of the first identity. Unreadable files are skipped with a
 single warning; their relative paths are kept in `builder.info.metadata["skipped_files"]`.
 One data dir holds one source folder: a second build with the same data dir and config
-reuses the prepared data whatever the manual dir.
+reuses the prepared data whatever the manual dir. Pre-aligned crops (glint) and loose photos
+(celeba299: its `landmarks.csv` is a file, not an identity folder, so it is ignored) build alike;
+finding the faces is left to the user (`jaxpriv.smna.dataset.generate_maps` detects them).
 """
 
 from __future__ import annotations

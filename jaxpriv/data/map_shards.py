@@ -70,13 +70,14 @@ def write_manifest(shards_dir: str | os.PathLike[str], manifest: dict[str, Any])
     os.replace(tmp, path)
 
 
-def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an uncompressed ``.npz`` reproducibly (fixed zip timestamps, given key order) to a
-    temporary file in the same directory, fsync, then rename it to ``path``."""
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray], compress: bool = False) -> None:
+    """Write an ``.npz`` (deflated if `compress`) reproducibly (fixed zip timestamps, given key
+    order) to a temporary file in the same directory, fsync, then rename it to ``path``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
+            method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+            with zipfile.ZipFile(raw, "w", compression=method) as zf:
                 for key, value in arrays.items():
                     info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
                     with zf.open(info, "w", force_zip64=True) as f:

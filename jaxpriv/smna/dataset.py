@@ -6,6 +6,13 @@ is itself excluded (its distance is 0). Each other image ``x`` is aligned to the
 (dlib: 150×150), downsampled to the 64×64 SMNA image (`to_smna_image`) and gets a black and a
 white map against the embedding of its portrait's full-size chip (`sensitivity_maps`).
 
+Faces: pre-aligned crops (``aligned_crops=True``, e.g. glint's 112×112) always give a chip
+(`chips_from_aligned_crops`). Photos (``aligned_crops=False``, e.g. celeba299's loose 256×256
+crops) go through `detect_faces` (``detector``: "yunet" finds more faces than HOG) once, when
+the plan is made; the face nearest the photo's centre is taken. A photo without a face is left
+out of the plan and listed in the manifest's ``skipped`` (an identity's portrait is then its
+first photo with a face; an identity without one is skipped whole).
+
 Plan (fixed by the manifest, deterministic): identities fall into the project's one split
 (:mod:`jaxpriv.data.splits`: train / validation / test); within a split, images are ordered
 round-robin over the sorted identities (the 1st non-reference image of every identity, then the
@@ -14,9 +21,12 @@ Split ``k`` is cut into shards of `shard_size` consecutive images,
 `<out_dir>/<split>/shard-NNNNN.npz`.
 
 Execution: shard ``i`` of a split is done by worker ``i % count == index`` with ``(index, count)``
-= ``(jax.process_index(), jax.process_count())`` (pods: each host works alone, no cross-host
-traffic) or an explicit ``worker=(index, count)`` for independent processes on one host (one
-process pinned to each core can beat one process over all: `benchmarks/cores.py`);
+= ``(jax.process_index(), jax.process_count())`` (pods, after ``jax.distributed.initialize``:
+each process reads and writes only its own shards; the only cross-host traffic is the
+all-gather of face-found flags when photos are detected (each process detects every count-th
+photo), process 0 writing the manifest, and a barrier at the end) or an explicit
+``worker=(index, count)`` for independent processes on one host (one process pinned to each
+core can beat one process over all: `benchmarks/cores.py`);
 `only_splits` and `max_shards` restrict one run without changing the plan; inside a process the
 batch of images (so every chunk of perturbed images) is sharded over a `Mesh` of its local
 devices (`data` axis). A shard is written atomically, and existing shards are skipped: a killed
@@ -54,7 +64,7 @@ from jaxpriv.data.map_shards import (
 )
 from jaxpriv.data.splits import SPLITS, identity_split
 from jaxpriv.errors import JaxprivError
-from jaxpriv.faces import chips_from_aligned_crops, extract_chips, require_one_face
+from jaxpriv.faces import Face, chips_from_aligned_crops, detect_faces, extract_chips
 from jaxpriv.parallel import make_mesh
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.smna.sensitivity import sensitivity_maps, to_smna_image
@@ -63,7 +73,7 @@ SPLIT_RULE = "jaxpriv.data.splits: SHA-256('0:'+name), test < 0.2 <= validation 
 
 # Manifest entries that define the shards' contents: a resume must match them exactly.
 _PLAN_KEYS = ("format", "recognizer", "image_size", "chunk", "images_per_device", "shard_size",
-              "split_rule", "max_images", "aligned_crops", "splits")
+              "split_rule", "max_images", "aligned_crops", "detector", "splits", "skipped")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,15 +133,65 @@ def generation_order(
     return plan
 
 
-def _chips(images: Sequence[np.ndarray], names: Sequence[str], size: int,
-           aligned_crops: bool) -> np.ndarray:
-    """Recognizer chips: pre-aligned crops via `chips_from_aligned_crops`, else detect + align."""
-    out = []
-    for image, name in zip(images, names, strict=True):
-        if aligned_crops:
-            out.append(chips_from_aligned_crops(image, size=size)[0])
+DETECT_UPSAMPLE = {"hog": 1, "yunet": 0}
+"""`detect_faces` upsampling of the map pipeline, fixed (not the detector's default, which may
+change): other boxes would give other chips, and a resumed run other images."""
+
+
+def central_face(image: np.ndarray, detector: str = "hog") -> Face | None:
+    """The `detect_faces` face (upsampling `DETECT_UPSAMPLE`) whose box centre is nearest the
+    photo's centre, or None."""
+    if detector not in DETECT_UPSAMPLE:
+        raise JaxprivError(f"unknown face detector {detector!r} (choose: hog, yunet)")
+    faces = detect_faces(image, upsample=DETECT_UPSAMPLE[detector], detector=detector)
+    centre = np.array(image.shape[1::-1], np.float64) / 2 - 0.5
+    return min(faces, default=None, key=lambda f: float(np.hypot(
+        (f.box[0] + f.box[2]) / 2 - centre[0], (f.box[1] + f.box[3]) / 2 - centre[1])))
+
+
+def drop_faceless(
+    source: Sequence[dict[str, Any]], examples: Sequence[Example], refs: dict[int, Example],
+    detector: str, share: tuple[int, int] | None = None,
+) -> tuple[list[Example], dict[int, Example], dict[int, Face], dict[str, str]]:
+    """Detect the face of every photo (`central_face`): (examples, references, faces by source
+    index, skipped {filename: reason}). A faceless portrait passes the role to the identity's
+    next photo with a face. With ``share=(index, count)`` (JAX processes) this process detects
+    only every count-th photo from index, the found flags are all-gathered, and ``faces`` holds
+    only this process's detections."""
+    ordered = sorted([*examples, *refs.values()], key=lambda e: (e.identity, e.index_in_identity))
+    index, count = share or (0, 1)
+    faces: dict[int, Face] = {}
+    found = np.zeros(len(ordered), np.int8)
+    for k in range(index, len(ordered), count):
+        face = central_face(np.asarray(source[ordered[k].index]["image"]), detector)
+        if face is not None:
+            faces[ordered[k].index] = face
+            found[k] = 1
+    if count > 1:
+        from jax.experimental import multihost_utils
+
+        found = np.asarray(multihost_utils.process_allgather(found)).max(axis=0)
+    skipped: dict[str, str] = {}
+    by_identity: dict[int, list[Example]] = {}
+    for ex, ok in zip(ordered, found, strict=True):
+        if ok:
+            by_identity.setdefault(ex.identity, []).append(ex)
         else:
-            out.append(extract_chips(image, [require_one_face(image, name)], size=size)[0][0])
+            skipped[ex.filename] = f"no face found ({detector})"
+    kept = [ex for group in by_identity.values() for ex in group[1:]]
+    return kept, {i: group[0] for i, group in by_identity.items()}, faces, skipped
+
+
+def chips_of(images: Sequence[np.ndarray], faces: Sequence[Face | None], size: int,
+           detector: str) -> np.ndarray:
+    """Recognizer chips: from the detected `faces` of photos, or (face None) from pre-aligned
+    crops via `chips_from_aligned_crops`."""
+    out = []
+    for image, face in zip(images, faces, strict=True):
+        if face is None:
+            out.append(chips_from_aligned_crops(image, size=size, detector=detector)[0])
+        else:
+            out.append(extract_chips(image, [face], size=size)[0][0])
     return np.stack(out)
 
 
@@ -150,6 +210,7 @@ def generate_maps(
     only_splits: Sequence[str] = SPLITS,
     worker: tuple[int, int] | None = None,
     aligned_crops: bool = True,
+    detector: str = "hog",
     mesh: Mesh | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -158,30 +219,43 @@ def generate_maps(
     `splits` (which splits are mapped) and `max_images` (per split, 0 = all) are the plan;
     `max_shards` (0 = no limit) only stops this run after writing that many new shards;
     `only_splits` names the splits this run works on (in that order). `worker=(index, count)`
-    takes every count-th shard from index (default: this JAX process of all). `mesh` defaults
+    takes every count-th shard from index (default: this JAX process of all). `aligned_crops`
+    and `detector` choose how chips are found (module doc). `mesh` defaults
     to all local devices. Returns counts and speeds (`images_per_s`, `queries_per_s`)."""
     out = Path(out_dir)
     bad = [s for s in only_splits if s not in SPLITS]
     if bad:
         raise JaxprivError(f"unknown split(s) {', '.join(bad)}; choose from {', '.join(SPLITS)}")
     p_index, p_count = worker or (jax.process_index(), jax.process_count())
+    hosts = worker is None and p_count > 1  # JAX processes: collectives for the plan
     if not 0 <= p_index < p_count:
         raise JaxprivError(f"worker index {p_index} is not in 0..{p_count - 1}")
     rec = load_recognizer(recognizer)
     mesh = make_mesh(local=True) if mesh is None else mesh
     examples, refs = list_examples(source)
-    plan = generation_order(examples, splits, max_images)
     names = {e.identity: e.identity_name for e in [*examples, *refs.values()]}
+    faces: dict[int, Face] = {}
+    skipped: dict[str, str] = {}
+    if not aligned_crops:
+        examples, refs, faces, skipped = drop_faceless(
+            source, examples, refs, detector, (p_index, p_count) if hosts else None)
+    plan = generation_order(examples, splits, max_images)
     manifest = {
         "format": FORMAT_VERSION, "recognizer": recognizer, "image_size": image_size,
         "chunk": chunk, "images_per_device": images_per_device, "shard_size": shard_size,
         "split_rule": SPLIT_RULE, "max_images": max_images, "aligned_crops": aligned_crops,
+        "detector": detector,
         "identity_names": [names.get(i, f"#{i}") for i in range(max(names, default=-1) + 1)],
         "reference": "is_reference image of each identity; embedding of its full-size chip",
         "smna_image": "dlib chip, cv2.INTER_AREA to image_size, uint8",
+        "faces": (f"pre-aligned crops, {detector} in the padded x3 crop" if aligned_crops else
+                  f"detect_faces({detector}, upsample={DETECT_UPSAMPLE.get(detector)}), box "
+                  "centre nearest the photo centre"),
         "query_resize": "jax.image.resize bilinear, antialias=False, to the recognizer size",
         "sign": "s = d(pixel set to noise colour) - d(x); s > 0 moves away from identity",
         "splits": {k: [e.filename for e in v] for k, v in plan.items()},
+        "references": {names[i]: e.filename for i, e in sorted(refs.items())},
+        "skipped": skipped,
     }
     out.mkdir(parents=True, exist_ok=True)
     if (out / "manifest.json").exists():
@@ -190,8 +264,18 @@ def generate_maps(
         if diff:
             raise JaxprivError(f"{out} holds maps made with other settings ({', '.join(diff)}); "
                                "use another out_dir or the same settings")
-    else:
+    elif not hosts or p_index == 0:
         write_manifest(out, manifest)
+
+    def face_of(ex: Example) -> Face | None:  # None for pre-aligned crops
+        if aligned_crops:
+            return None
+        if ex.index not in faces:  # found by another process
+            face = central_face(np.asarray(source[ex.index]["image"]), detector)
+            if face is None:
+                raise JaxprivError(f"{ex.filename}: face found by another process, not here")
+            faces[ex.index] = face
+        return faces[ex.index]
 
     jobs = []  # (split, shard index, examples) of this worker
     for split in plan:
@@ -216,11 +300,11 @@ def generate_maps(
         for ex in batch:
             if ex.identity not in ref_cache:
                 ref = refs[ex.identity]
-                chip = _chips([source[ref.index]["image"]], [ref.filename], rec.input_size,
-                              aligned_crops)
+                chip = chips_of([source[ref.index]["image"]], [face_of(ref)], rec.input_size,
+                                detector)
                 ref_cache[ex.identity] = rec.embed(chip)[0]
-        chips = _chips([source[e.index]["image"] for e in batch], [e.filename for e in batch],
-                       rec.input_size, aligned_crops)
+        chips = chips_of([source[e.index]["image"] for e in batch],
+                       [face_of(e) for e in batch], rec.input_size, detector)
         images = to_smna_image(chips, image_size)
         ref_emb = np.stack([ref_cache[e.identity] for e in batch]).astype(np.float32)
         kw = dict(chunk=chunk, mesh=mesh, images_per_device=images_per_device)
@@ -249,6 +333,10 @@ def generate_maps(
         sys.stdout.flush()
     bar.close()
     seconds = time.perf_counter() - start
+    if hosts:  # every process's shards are written before "complete" is judged
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("jaxpriv.smna.dataset.generate_maps")
     complete = all(shard_path(out / split, k).exists()
                    for split, order in plan.items()
                    for k in range(math.ceil(len(order) / shard_size)))
