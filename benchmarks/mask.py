@@ -76,14 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     counter = iter(range(10**6))
 
     def in_memory(image: np.ndarray, faces: list) -> None:  # noqa: ANN001
-        prot, _ = protect_image(image, faces, key, k, model)
-        back, _ = restore_image(prot, faces, key, k, model)
+        prot, pad = protect_image(image, faces, key, k, model)
+        back = restore_image(prot, pad)
         assert np.array_equal(back, image)
 
     def files() -> None:
         i = next(counter)
         res = protect_file(photo_path, tmp / f"p{i}.png", b"bench", k, model, kdf)
-        out = restore_file(res.output, tmp / f"r{i}.png", b"bench", model=model)
+        out = restore_file(res.output, tmp / f"r{i}.png", b"bench")
         assert np.array_equal(load_image(out), photo)
 
     cases = [

@@ -137,8 +137,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         prot, ssims, psnrs, exact, d_self = [], [], [], 0, []
         for crop, face in tqdm(list(zip(crops, faces, strict=True)), desc=f"k={k}", unit="img"):
             key = K.prng_key(K.derive_keys(password, secrets.token_bytes(16), config.kdf).secret)
-            p, _ = protect_image(crop, [face], key, k, model)
-            restored, _ = restore_image(p, [face], key, k, model)
+            p, pad = protect_image(crop, [face], key, k, model)
+            restored = restore_image(p, pad)
             exact += int(np.array_equal(restored, crop))
             prot.append(p)
             ssims.append(metrics.ssim(p, crop))
@@ -200,8 +200,8 @@ def figure(path: str, model, k: int, password: bytes, kdf: K.KdfParams) -> None:
     image = load_image(Path(jaxpriv.__file__).parent / "samples" / "two_people.jpg")
     faces = detect_faces(image)
     key = K.prng_key(K.derive_keys(password, secrets.token_bytes(16), kdf).secret)
-    p, _ = protect_image(image, faces, key, k, model)
-    r, _ = restore_image(p, faces, key, k, model)
+    p, pad = protect_image(image, faces, key, k, model)
+    r = restore_image(p, pad)
     assert np.array_equal(r, image)
     diff = (np.abs(p.astype(int) - image) * (255 // (2**k - 1))).clip(0, 255).astype(np.uint8)
     panels = [image, p, r, diff]

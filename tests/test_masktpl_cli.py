@@ -64,6 +64,31 @@ def test_protect_then_restore(protected: Path, env: Path, capsys) -> None:  # no
     assert not np.array_equal(load_image(protected), original)
 
 
+def test_restore_with_other_model_weights(protected: Path, env: Path, capsys,  # noqa: ANN001
+                                          monkeypatch, tmp_path_factory) -> None:  # noqa: ANN001
+    """Issue 20.2: restore never runs the networks, so weights that differ (here: noise added to
+    every parameter, as another machine's float arithmetic could) still restore bit for bit. The
+    old restore regenerated the pad and refused ("restore with the same model")."""
+    import jax
+
+    from jaxpriv.masktpl.model import MaskModel
+
+    m = tiny_model()
+    noise = jax.random.key(3)
+
+    def jitter(x):  # noqa: ANN001, ANN202
+        return x + 1e-3 * jax.random.normal(noise, x.shape, x.dtype)
+
+    other = MaskModel(jax.tree_util.tree_map(jitter, m.template_params),
+                      jax.tree_util.tree_map(jitter, m.generator_params), m.settings)
+    monkeypatch.setenv(MODEL_ENV, str(save_model(tmp_path_factory.mktemp("other"), other)))
+    rc, _, err = cli(capsys, "restore", "--password-file", str(env / "pw"), str(protected),
+                     "-o", str(env / "back"))
+    assert rc == 0, err
+    np.testing.assert_array_equal(load_image(env / "back" / "two_people.png"),
+                                  load_image(SAMPLES / "two_people.jpg"))
+
+
 def one_line_error(rc: int, err: str, env: Path) -> None:
     assert rc == 2
     assert err.count("\n") == 1 and err.startswith("jaxpriv: error: ")
