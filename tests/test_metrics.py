@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from pathlib import Path
 
 import imagehash
 import jax
@@ -18,7 +17,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from jaxpriv import metrics as M
 from jaxpriv.errors import JaxprivError
 
-DATA = Path("/work/shared/data/scenes/face_recognition")  # MIT-licensed photos (A. Geitgey)
+from .conftest import SCENES
+
+DATA = SCENES  # MIT-licensed photos (A. Geitgey)
 
 
 def _skimage_ssim(protected: np.ndarray, original: np.ndarray) -> float:

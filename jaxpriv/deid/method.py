@@ -7,6 +7,13 @@ the 68-landmark hull (:mod:`jaxpriv.deid.blend`). One independent noise draw per
 ``fold_in(key, face index)``; the projection is deterministic. Pixels outside the face masks are
 unchanged.
 
+One noised identity per key: the first face protected under a face key fixes its noised latent
+``w̃``; a later face under the same key (the next frame of a video track: the pipeline gives every
+frame of a track the same key) is not projected again but gets ``G(w̃)`` warped to its own
+geometry. So a track spends ε once — releasing a noised latent per frame with the same noise
+would give away the exact differences between the frames' latents — and the faces of later
+frames do not reach the output at all (inside the mask).
+
 The privacy statement is about the latent code only: pose, position, size of the face and
 everything outside the mask are released as they are.
 """
@@ -127,22 +134,30 @@ def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
     if not 0 < psi <= 1:
         raise JaxprivError(f"--truncation must be in (0, 1], got {psi}")
     mech = mechanism(gen, mode, eps, sensitivity, clip, psi)
-    print(f"deid: {mech.describe()}", file=sys.stderr)
+    print(f"deid: {mech.describe()}; spent once per face (per track in a video)",
+          file=sys.stderr)
     project = _projector(path, int(steps))
     size = gen.config.resolution
+
+    released: dict[bytes, np.ndarray] = {}  # face key → its noised latent w̃ (module doc)
 
     def protect(image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
         if not faces:
             return image.copy()
         chips, transforms = extract_chips(image, list(faces))
-        n, m = len(chips), bucket(len(chips))
-        targets = resize_chips(chips, size)
-        padded = np.concatenate([targets, np.repeat(targets[:1], m - n, 0)])
-        w_star = project(padded)[0][:n]
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
-        w_noisy = jax.vmap(lambda k, w: mech(k, w, gen.w_avg, gen.w_std))(
-            keys, jnp.asarray(w_star))
-        new_chips = render(gen, w_noisy)
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(len(chips)))
+        names = [np.asarray(jax.random.key_data(k)).tobytes() for k in keys]
+        new = [i for i, name in enumerate(names) if name not in released]
+        if new:
+            n, m = len(new), bucket(len(new))
+            targets = resize_chips(chips[new], size)
+            padded = np.concatenate([targets, np.repeat(targets[:1], m - n, 0)])
+            w_star = project(padded)[0][:n]
+            w_noisy = jax.vmap(lambda k, w: mech(k, w, gen.w_avg, gen.w_std))(
+                keys[np.asarray(new)], jnp.asarray(w_star))
+            for i, w in zip(new, np.asarray(w_noisy), strict=True):
+                released[names[i]] = w
+        new_chips = render(gen, jnp.asarray(np.stack([released[name] for name in names])))
         out = image
         for face, chip, transform in zip(faces, new_chips, transforms, strict=True):
             out, _ = swap_face(out, face, chip, transform, region)
