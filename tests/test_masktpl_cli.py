@@ -45,8 +45,9 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:  # noqa: ANN001
 
 @pytest.fixture
 def protected(env: Path, capsys) -> Path:  # noqa: ANN001
-    rc, out, err = cli(capsys, "protect", "--method", "mask", "--bits", "2", "--password-file",
-                       str(env / "pw"), str(SAMPLES / "two_people.jpg"), "-o", str(env / "out"))
+    rc, out, err = cli(capsys, "protect", "--method", "mask", "--bits", "2", "--steps", "1",
+                       "--password-file", str(env / "pw"), str(SAMPLES / "two_people.jpg"), "-o",
+                       str(env / "out"))
     assert rc == 0, err
     return env / "out" / "two_people.png"
 
@@ -167,7 +168,7 @@ def test_mask_through_protect_files(env: Path, tmp_path: Path, capsys) -> None: 
     src.mkdir()
     shutil.copy(SAMPLES / "obama.jpg", src / "obama.jpg")
     (src / "clip.mp4").write_bytes(b"not read: refused by its name")
-    run = get_method("mask").make(bits=2, password_file=str(env / "pw"))
+    run = get_method("mask").make(bits=2, steps=1, password_file=str(env / "pw"))
     out = tmp_path / "out"
     summary = protect_files([str(src), "rtsp://example.invalid/live"], out, run, "mask")
     status = {Path(f.input).name: (f.status, f.reason or "") for f in summary.files}
@@ -196,12 +197,14 @@ def test_mask_in_memory_needs_no_password(env: Path) -> None:
     import jax
 
     from jaxpriv.faces import detect_faces
+    from jaxpriv.masktpl.steer import Steering
     from jaxpriv.masktpl.xor import protect_image
     from jaxpriv.methods import get_method
 
     image = load_image(SAMPLES / "obama.jpg")
     faces = detect_faces(image)
     key = jax.random.key(7)
-    got = get_method("mask").make(bits=2)(image, faces, key)
-    np.testing.assert_array_equal(got, protect_image(image, faces, key, 2)[0])
+    got = get_method("mask").make(bits=2, steps=1)(image, faces, key)
+    np.testing.assert_array_equal(got, protect_image(image, faces, key, 2,
+                                                     steering=Steering(steps=1))[0])
     assert not np.array_equal(got, image)
