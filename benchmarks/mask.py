@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                 "devices": [str(d) for d in jax.devices()], "bits": args.bits}
     steering = Steering()
     sys_info["steering"] = {"recognizers": steering.recognizers, "steps": steering.steps,
-                            "margin": steering.margin, "start": steering.start}
+                            "margin": steering.margin, "start": steering.start,
+                            "step": steering.step}
     model = load_model()
     photo_path = Path(jaxpriv.__file__).parent / "samples" / "two_people.jpg"
     photo = load_image(photo_path)
