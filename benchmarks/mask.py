@@ -2,16 +2,17 @@
 
 Cases, interleaved round by round so load from other processes hits them alike:
 
-* in memory: ``protect_image`` then ``restore_image`` (geometry given; the networks, chip
-  extraction and pad placement) on a 112×112 glint-style crop (1 face) and on
-  ``two_people.jpg`` (2 faces);
+* in memory: ``protect_image`` (the template network, the pad steered against the default
+  superposition dlib_resnet + sface) then ``restore_image`` (XOR with the pad) on a 112×112
+  glint crop (1 face) and on ``two_people.jpg`` (2 faces);
 * files: ``protect_file`` (decode, detect, scrypt, protect, self-check, PNG + key file) then
-  ``restore_file`` (scrypt, decode, restore, hashes, PNG) on ``two_people.jpg``.
+  ``restore_file`` (scrypt, decode, XOR, hashes, PNG) on ``two_people.jpg``;
+* restore only: ``restore_file`` of that file (no network: scrypt, decode, XOR, hashes, PNG).
 
 Every round checks that the restored pixels equal the original. Ratios are to the in-memory
 two-people case of the same run.
 
-    python benchmarks/mask.py [--repeats 5] [--bits 3] [--json out.json]
+    python benchmarks/mask.py [--repeats 3] [--bits 3] [--json experiments/results/mask_bench.json]
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ GLINT = ROOT.parent / "shared" / "data" / "faces" / "glint"
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bits", type=int, default=3)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from jaxpriv.io import load_image
     from jaxpriv.masktpl import keys as K
     from jaxpriv.masktpl.model import load_model
+    from jaxpriv.masktpl.steer import Steering
     from jaxpriv.masktpl.xor import protect_file, protect_image, restore_file, restore_image
 
     sys_info = {"cpu": cpu_model(), "os_cpu_count": os.cpu_count(),
@@ -57,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
                 "loadavg_start": [round(v, 2) for v in os.getloadavg()],
                 "python": platform.python_version(), "jax": jax.__version__,
                 "devices": [str(d) for d in jax.devices()], "bits": args.bits}
+    steering = Steering()
+    sys_info["steering"] = {"recognizers": steering.recognizers, "steps": steering.steps,
+                            "margin": steering.margin, "start": steering.start,
+                            "step": steering.step}
     model = load_model()
     photo_path = Path(jaxpriv.__file__).parent / "samples" / "two_people.jpg"
     photo = load_image(photo_path)
@@ -74,16 +80,24 @@ def main(argv: list[str] | None = None) -> int:
     k = args.bits
     tmp = Path(tempfile.mkdtemp(prefix="mask_bench_"))
     counter = iter(range(10**6))
+    sizes: list[int] = []
 
     def in_memory(image: np.ndarray, faces: list) -> None:  # noqa: ANN001
-        prot, _ = protect_image(image, faces, key, k, model)
-        back, _ = restore_image(prot, faces, key, k, model)
+        prot, pad = protect_image(image, faces, key, k, model, steering)
+        back = restore_image(prot, pad)
         assert np.array_equal(back, image)
 
     def files() -> None:
         i = next(counter)
-        res = protect_file(photo_path, tmp / f"p{i}.png", b"bench", k, model, kdf)
-        out = restore_file(res.output, tmp / f"r{i}.png", b"bench", model=model)
+        res = protect_file(photo_path, tmp / f"p{i}.png", b"bench", k, model, kdf,
+                           steering=steering)
+        out = restore_file(res.output, tmp / f"r{i}.png", b"bench")
+        assert np.array_equal(load_image(out), photo)
+        sizes.append(res.key_file.stat().st_size)
+
+    def restore_only() -> None:
+        i = next(counter)
+        out = restore_file(tmp / "p0.png", tmp / f"r{i}.png", b"bench")
         assert np.array_equal(load_image(out), photo)
 
     cases = [
@@ -92,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         (f"in memory, two_people.jpg {photo.shape[1]}x{photo.shape[0]} "
          f"({len(photo_faces)} faces)", lambda: in_memory(photo, photo_faces)),
         ("files (PNG + key file, scrypt 2^15), two_people.jpg", files),
+        ("restore only (file, scrypt 2^15), two_people.jpg", restore_only),
     ]
     seconds: dict[str, list[float]] = {name: [] for name, _ in cases}
     cpu: dict[str, list[float]] = {name: [] for name, _ in cases}
@@ -123,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"{name:<62} {1 / med:>9.2f} {med:>8.3f} {statistics.median(cpu[name]):>6.2f} "
               f"{row['ratio_vs_in_memory_two_people']:>5.2f}x")
+    print(f"key file of two_people.jpg: {statistics.median(sizes):.0f} bytes "
+          f"({statistics.median(sizes) / len(photo_faces):.0f} per face)")
     if args.json:
-        args.json.write_text(json.dumps({"machine": sys_info, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"machine": sys_info, "rows": rows,
+                                         "key_file_bytes_two_people": sizes},
+                                        indent=2) + "\n")
     return 0
 
 

@@ -45,8 +45,9 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:  # noqa: ANN001
 
 @pytest.fixture
 def protected(env: Path, capsys) -> Path:  # noqa: ANN001
-    rc, out, err = cli(capsys, "protect", "--method", "mask", "--bits", "2", "--password-file",
-                       str(env / "pw"), str(SAMPLES / "two_people.jpg"), "-o", str(env / "out"))
+    rc, out, err = cli(capsys, "protect", "--method", "mask", "--bits", "2", "--steps", "1",
+                       "--password-file", str(env / "pw"), str(SAMPLES / "two_people.jpg"), "-o",
+                       str(env / "out"))
     assert rc == 0, err
     return env / "out" / "two_people.png"
 
@@ -62,6 +63,31 @@ def test_protect_then_restore(protected: Path, env: Path, capsys) -> None:  # no
     original = load_image(SAMPLES / "two_people.jpg")
     np.testing.assert_array_equal(restored, original)
     assert not np.array_equal(load_image(protected), original)
+
+
+def test_restore_with_other_model_weights(protected: Path, env: Path, capsys,  # noqa: ANN001
+                                          monkeypatch, tmp_path_factory) -> None:  # noqa: ANN001
+    """Issue 20.2: restore never runs the networks, so weights that differ (here: noise added to
+    every parameter, as another machine's float arithmetic could) still restore bit for bit. The
+    old restore regenerated the pad and refused ("restore with the same model")."""
+    import jax
+
+    from jaxpriv.masktpl.model import MaskModel
+
+    m = tiny_model()
+    noise = jax.random.key(3)
+
+    def jitter(x):  # noqa: ANN001, ANN202
+        return x + 1e-3 * jax.random.normal(noise, x.shape, x.dtype)
+
+    other = MaskModel(jax.tree_util.tree_map(jitter, m.template_params),
+                      jax.tree_util.tree_map(jitter, m.generator_params), m.settings)
+    monkeypatch.setenv(MODEL_ENV, str(save_model(tmp_path_factory.mktemp("other"), other)))
+    rc, _, err = cli(capsys, "restore", "--password-file", str(env / "pw"), str(protected),
+                     "-o", str(env / "back"))
+    assert rc == 0, err
+    np.testing.assert_array_equal(load_image(env / "back" / "two_people.png"),
+                                  load_image(SAMPLES / "two_people.jpg"))
 
 
 def one_line_error(rc: int, err: str, env: Path) -> None:
@@ -142,7 +168,7 @@ def test_mask_through_protect_files(env: Path, tmp_path: Path, capsys) -> None: 
     src.mkdir()
     shutil.copy(SAMPLES / "obama.jpg", src / "obama.jpg")
     (src / "clip.mp4").write_bytes(b"not read: refused by its name")
-    run = get_method("mask").make(bits=2, password_file=str(env / "pw"))
+    run = get_method("mask").make(bits=2, steps=1, password_file=str(env / "pw"))
     out = tmp_path / "out"
     summary = protect_files([str(src), "rtsp://example.invalid/live"], out, run, "mask")
     status = {Path(f.input).name: (f.status, f.reason or "") for f in summary.files}
@@ -171,12 +197,14 @@ def test_mask_in_memory_needs_no_password(env: Path) -> None:
     import jax
 
     from jaxpriv.faces import detect_faces
+    from jaxpriv.masktpl.steer import Steering
     from jaxpriv.masktpl.xor import protect_image
     from jaxpriv.methods import get_method
 
     image = load_image(SAMPLES / "obama.jpg")
     faces = detect_faces(image)
     key = jax.random.key(7)
-    got = get_method("mask").make(bits=2)(image, faces, key)
-    np.testing.assert_array_equal(got, protect_image(image, faces, key, 2)[0])
+    got = get_method("mask").make(bits=2, steps=1)(image, faces, key)
+    np.testing.assert_array_equal(got, protect_image(image, faces, key, 2,
+                                                     steering=Steering(steps=1))[0])
     assert not np.array_equal(got, image)

@@ -1,29 +1,35 @@
-"""Mask-template protection vs dlib on the glint identities of one split (T_o, F_c, T_r, r_s,
-SSIM, PSNR).
+"""Steered mask template vs dlib and SFace on the glint and celeba299 identities of one split
+(T_o, F_c, T_r, r_s per k, superposition and recognizer; face SSIM/PSNR; key sizes).
 
 Run: python -m experiments.main --config experiments/configs/mask_eval.py --workdir DIR
-Smoke run: --config.max_per_identity=2 --config.bits='(3,)'
+Choose defaults on --config.eval_split=validation; report on test.
+Smoke run: --config.max_per_identity=1 --config.max_identities=2
 """
 
 import ml_collections
-
-from jaxpriv.masktpl.keys import KdfParams
 
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "mask_eval"
-    c.faces_dir = "../shared/data/faces/glint"
+    c.datasets = (("glint", "../shared/data/faces/glint"),
+                  ("celeba299", "../shared/data/faces/celeba299"))
     c.eval_split = "test"  # identities measured (jaxpriv.data.splits; "validation" to tune)
-    c.max_per_identity = 30  # probes per identity (after the reference)
-    c.bits = (1, 2, 3, 4)
-    c.model_dir = ""  # '' = the shipped ckpt/mask_perturb_dlib
-    c.password = "experiment password"  # one user; a fresh random salt per image
-    c.kdf = KdfParams()
-    c.oracle = True  # also the non-regenerable gradient-sign reference point (see mask.md)
-    c.figure = "experiments/results/mask.png"
+    c.max_identities = 12  # per dataset (celeba299's test split has ~50)
+    c.max_per_identity = 2  # probes per identity (after the reference)
+    c.recognizers = ("dlib_resnet", "sface")  # attackers
+    # (k, superposition): both recognizers at every k; each held out in turn at the default k
+    c.runs = ((3, "dlib_resnet,sface"), (2, "dlib_resnet,sface"), (4, "dlib_resnet,sface"),
+              (3, "dlib_resnet"), (3, "sface"))
+    c.steps = 8
+    c.margin = 1.3
+    c.start = "zero"  # or "generator"
+    c.step = 1.0  # grey levels per signed-gradient step
+    c.batch = 8
+    c.model_dir = ""  # '' = the shipped ckpt/mask_perturb_dlib (its template M)
+    c.merge = ()  # JSON files of runs split over processes: only merge them into out_*
+    c.figure = "experiments/results/mask.png"  # '' = no figure
     c.figure_bits = 3
-    c.render_only = False  # True: only rewrite out_md from out_json
     c.out_json = "experiments/results/mask.json"
     c.out_md = "experiments/results/mask.md"
     return c

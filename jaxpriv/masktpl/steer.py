@@ -1,0 +1,169 @@
+"""The steered pad: choose the k low bits inside the template so the face leaves its identity.
+
+Paper 004, eq. 7: the perturbation maximises Σ_l τ_l·Dist_l(R_l(φ), R_l(φ ⊕ P)) over the
+superposed recognizers R_l under a visual budget. A pad regenerated from the high bits cannot pick
+the direction of a low-bit flip (the sign of 2^b·(1 − 2·x_b) is set by the bits it may not see);
+a pad kept in the key file (:mod:`jaxpriv.masktpl.xor`) can. Here the protected pixel is
+y = high(x) + l with l ∈ {0, …, 2^k − 1} on the template M and y = x elsewhere, and l follows
+signed-gradient steps of ``step`` grey levels (projected onto the k-bit box) on
+
+    L(y) = Σ_i τ_i · min(d_i(y) / t_i, margin)
+
+(:class:`jaxpriv.recognizers.ensemble.Ensemble`: each member sees its own aligned chip of y,
+warped bilinearly from the photo; d_i in units of its threshold t_i; capped at ``margin`` so
+steps go to the members not yet fooled). The loss and gradient are taken at the rounded l
+(straight-through), and steps stop as soon as every member is past ``margin``, so the change is
+the smallest the steps find: at most ``steps``·``step`` grey levels, inside the k-bit box.
+
+Start: the original (``"zero"``: pad 0) or the trained generator's pad (``"generator"``).
+The face's working image is the photo's own pixel grid, an axis-aligned crop holding every
+member's chip (padded to a multiple of ``BUCKET`` px so few shapes compile).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpriv.errors import JaxprivError
+from jaxpriv.faces import Face, extract_chips
+from jaxpriv.recognizers.ensemble import (
+    Ensemble,
+    chip_affines,
+    clean_embeddings,
+    load_ensemble,
+)
+
+BUCKET = 32
+DEFAULT_RECOGNIZERS = "dlib_resnet,sface"
+DEFAULT_STEPS = 8
+DEFAULT_MARGIN = 1.3
+DEFAULT_STEP = 1.0
+STARTS = ("zero", "generator")
+
+
+@dataclasses.dataclass(frozen=True)
+class Steering:
+    """How the pad is steered: the superposed ``recognizers`` (``"name[:τ],…"``), at most
+    ``steps`` signed-gradient steps of ``step`` grey levels, stop once every d_i/t_i ≥
+    ``margin``, starting from the original (``"zero"``) or the generator's pad
+    (``"generator"``)."""
+
+    recognizers: str = DEFAULT_RECOGNIZERS
+    steps: int = DEFAULT_STEPS
+    margin: float = DEFAULT_MARGIN
+    start: str = "zero"
+    step: float = DEFAULT_STEP
+
+    def ensemble(self) -> Ensemble:
+        """The loaded (cached) ensemble of :attr:`recognizers`."""
+        if self.start not in STARTS:
+            raise JaxprivError(f"steering start must be one of {', '.join(STARTS)}, "
+                               f"got {self.start!r}")
+        return load_ensemble(self.recognizers)
+
+
+def working_box(image: np.ndarray, face: Face, ensemble: Ensemble,
+                extra: np.ndarray | None = None) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the photo region holding every member's chip of ``face`` (and the
+    nonzero pixels of the bool map ``extra``), clipped to the photo."""
+    h, w = image.shape[:2]
+    pts = []
+    for rec in ensemble.members:
+        _, t = extract_chips(image, [face], rec)
+        s = rec.input_size - 1
+        corners = np.array([[0, 0, 1], [s, 0, 1], [0, s, 1], [s, s, 1]], np.float64)
+        pts.append(corners @ t[0].T)
+    if extra is not None and extra.any():
+        ys, xs = np.nonzero(extra)
+        pts.append(np.array([[xs.min(), ys.min()], [xs.max(), ys.max()]], np.float64))
+    p = np.concatenate(pts)
+    x0, y0 = np.maximum(np.floor(p.min(0)) - 1, 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(p.max(0)) + 2, [w, h]).astype(int)
+    return int(y0), int(y1), int(x0), int(x1)
+
+
+@functools.partial(jax.jit, static_argnames=("ensemble", "k", "margin"))
+def _step(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.Array,
+          mask: jax.Array, affines: jax.Array, refs: Sequence[jax.Array], k: int,
+          margin: float, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One signed-gradient step (``step`` grey levels) of l (float ``(N, H, W, 3)``) inside
+    [0, 2^k − 1] on ``mask``;
+    returns (next l, d_i/t_i ``(N, M)`` at the rounded current l)."""
+    thresholds = jnp.array([r.threshold for r in ensemble.members], jnp.float32)
+    taus = jnp.asarray(ensemble.taus, jnp.float32)
+
+    def objective(lo: jax.Array) -> tuple[jax.Array, jax.Array]:
+        hard = lo + jax.lax.stop_gradient(jnp.round(lo) - lo)  # straight-through rounding
+        _, dists = ensemble.loss(params, (high + hard) / 255.0, affines, refs)
+        rel = jnp.stack(dists, axis=-1) / thresholds
+        return jnp.sum(taus * jnp.minimum(rel, margin)), rel
+
+    grad, rel = jax.grad(objective, has_aux=True)(low)
+    return jnp.clip(low + step * mask * jnp.sign(grad), 0.0, float(2**k - 1)), rel
+
+
+def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np.ndarray,
+                refs: Sequence[np.ndarray], k: int, ensemble: Ensemble,
+                steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
+                step: float = DEFAULT_STEP) -> tuple[np.ndarray, np.ndarray]:
+    """Steer working images: ``high`` float ``(N, H, W, 3)`` (the pixels with their k low bits
+    cleared on the mask, the pixels themselves elsewhere), start ``low`` (k low bits, 0 off the
+    mask), ``mask`` ``(N, H, W, 1)`` 0/1, member chip → working affines ``(N, M, 2, 3)``, clean
+    embeddings ``refs[i]`` ``(N, D_i)``. Each image stops once all its d_i/t_i ≥ ``margin``.
+    Returns (final l rounded, uint8-valued float; d_i/t_i ``(N, M)`` there)."""
+    args = [jnp.asarray(a, jnp.float32) for a in (high, mask, affines)]
+    refs = [jnp.asarray(r) for r in refs]
+    low = np.asarray(low, np.float32)
+    for i in range(steps + 1):  # rel is measured at ``low``; the last step is only measured
+        nxt, rel = _step(ensemble, ensemble.params, args[0], jnp.asarray(low), args[1], args[2],
+                         refs, k, float(margin), jnp.float32(step))
+        rel = np.asarray(rel)
+        done = np.all(rel >= margin, axis=1)
+        if i == steps or done.all():
+            break
+        low = np.where(done[:, None, None, None], low, np.asarray(nxt))
+    return np.round(low), rel
+
+
+def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarray, k: int,
+               ensemble: Ensemble, steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
+               step: float = DEFAULT_STEP) -> tuple[np.ndarray, list[float]]:
+    """Protected pixels of one face: uint8 ``image`` with the k low bits of the pixels in
+    ``mask`` (bool ``(H, W)``) steered away from the face's identity, starting from ``start``
+    (uint8, same shape: the original or the generator's protected image; equal to ``image`` off
+    the mask). Returns (protected image, d_i/t_i per member at the result)."""
+    y0, y1, x0, x1 = working_box(image, face, ensemble, mask)
+    h, w = y1 - y0, x1 - x0
+    hb, wb = -(-h // BUCKET) * BUCKET, -(-w // BUCKET) * BUCKET
+    shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]])  # working pixel → photo
+
+    def crop(a: np.ndarray) -> np.ndarray:
+        out = np.zeros((hb, wb, *a.shape[2:]), a.dtype)
+        out[:h, :w] = a[y0:y1, x0:x1]
+        return out[None]
+
+    high, low, m = working_arrays(crop(image), crop(start), crop(mask), k)
+    refs = [e[None] for e in clean_embeddings(ensemble, image, face)]
+    affines = chip_affines(image, face, ensemble, shift)[None]
+    low, rel = steer_batch(high, low, m, affines, refs, k, ensemble, steps, margin, step)
+    out = image.copy()
+    out[y0:y1, x0:x1] = (high + low)[0, :h, :w].astype(np.uint8)
+    return out, [float(v) for v in rel[0]]
+
+
+def working_arrays(image: np.ndarray, start: np.ndarray, mask: np.ndarray,
+                   k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(high, low, mask) float arrays of :func:`steer_batch` from uint8 images ``(N, H, W, 3)``,
+    uint8 starts and bool masks ``(N, H, W)``: on the mask, high = x & ~(2^k − 1) and low = the
+    start's k low bits; off it, high = x and low = 0."""
+    m = mask[..., None].astype(np.float32)
+    low_bits = np.uint8((1 << k) - 1)
+    high = np.where(m > 0, image & ~low_bits, image).astype(np.float32)
+    return high, (start & low_bits).astype(np.float32) * m, m
