@@ -19,8 +19,8 @@ chip. **Paste-back** warps a chip back with the same transform and blends it wit
 that is 1 inside the face region and falls to 0 at its border: the convex hull of dlib's 68
 landmarks (``hull68``: jaw line to eyebrows) or a fixed ellipse of the FFHQ template
 (``ellipse``), so hair and background stay the photo's own; the generated face is first shifted
-to the photo's mean colour in that region. Pixels where the weight is 0 are copied unchanged.
-Images are uint8 HWC RGB.
+to the photo's mean colour along the region's soft border. Pixels where the weight is 0 are
+copied unchanged. Images are uint8 HWC RGB.
 """
 
 from __future__ import annotations
@@ -143,8 +143,10 @@ def paste_back(image: np.ndarray, chip: np.ndarray, transform: np.ndarray, weigh
                match_colour: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Blend ``chip`` (uint8 (S, S, 3); ``transform`` its chip→image affine) into a copy of
     ``image`` with the chip-space ``weight`` (S, S) in [0, 1], warped like the chip. With
-    ``match_colour`` the chip is first shifted by the weighted mean colour difference. Returns
-    (new image, image-space weight); pixels of weight 0 are unchanged."""
+    ``match_colour`` the chip is first shifted by the mean colour difference over the outer half
+    of the soft border (0 < weight < ½; like Poisson blending, only the region's edge is read,
+    not the face inside it). Returns (new image, image-space weight); pixels of weight 0 are
+    unchanged."""
     image = check_image(image)
     size = chip.shape[0]
     out = image.copy()
@@ -160,8 +162,9 @@ def paste_back(image: np.ndarray, chip: np.ndarray, transform: np.ndarray, weigh
                          borderValue=0.0)
     wgt = np.clip(wgt, 0.0, 1.0)
     base = image[y0:y1, x0:x1].astype(np.float32)
-    if match_colour and wgt.sum() > 0:
-        src = src + ((base - src) * wgt[..., None]).sum((0, 1)) / wgt.sum()
+    band = (wgt > 0) & (wgt < 0.5)  # the outer half of the soft border
+    if match_colour and band.any():
+        src = src + (base[band] - src[band]).mean(0)
     blended = base + wgt[..., None] * (src - base)
     out[y0:y1, x0:x1] = np.where(wgt[..., None] > 0, np.clip(np.rint(blended), 0, 255), base)
     full[y0:y1, x0:x1] = wgt

@@ -173,6 +173,8 @@ def trained_on(method: str, options: dict[str, Any]) -> tuple[str, frozenset[str
 
         path = resolve_checkpoint(opts["checkpoint"], opts["noise"])
         names = read_config(path).get("train_identity_names")
+    elif method == "deid" and opts.get("generator") == "mobilestylegan":
+        return None  # trained on FFHQ, not on our identities
     elif method == "deid":
         from jaxpriv.deid.method import checkpoint_path
 
