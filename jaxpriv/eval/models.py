@@ -17,6 +17,8 @@ def model_dir(method: str, options: dict[str, Any]) -> Path | None:
         from jaxpriv.smna.method import resolve_checkpoint
 
         return Path(resolve_checkpoint(opts["checkpoint"], opts["noise"]))
+    if method == "deid" and opts.get("generator") == "mobilestylegan":
+        return None  # pretrained on FFHQ, not on any identity of ours
     if method == "deid":
         from jaxpriv.deid.method import checkpoint_path
 

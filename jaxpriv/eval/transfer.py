@@ -79,6 +79,8 @@ def built_with(method: str, options: dict[str, Any]) -> dict[str, Any]:
     if opts.get("recognizer"):
         return {"recognizers": recognizer_names(opts["recognizer"]),
                 "source": "the method's recognizer option"}
+    if method == "deid" and opts.get("generator") == "mobilestylegan":
+        return {"recognizers": [], "source": "no recognizer used (LPIPS-VGG projection)"}
     if method in BUILT_BY_CODE:
         return {"recognizers": list(BUILT_BY_CODE[method]),
                 "source": "the method's code" + ("; its checkpoint records none"
