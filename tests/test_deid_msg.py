@@ -31,7 +31,7 @@ def test_defaults_per_generator() -> None:
                                                                    "ckpt/face_gan_64", 60)
     new = spec.in_effect(generator="mobilestylegan")
     assert "checkpoint" not in new and new["steps"] == 3
-    assert (new["epsilon"], new["truncation"], new["clip"]) == (1024.0, 0.7, 2.0)
+    assert (new["epsilon"], new["truncation"], new["clip"]) == (2048.0, 0.7, 2.0)
     assert spec.in_effect(generator="mobilestylegan", mode="paper")["epsilon"] == 3.0
     with pytest.raises(JaxprivError, match="--checkpoint applies to --generator face_gan_64"):
         spec.in_effect(generator="mobilestylegan", checkpoint="ckpt/face_gan_64")

@@ -57,7 +57,9 @@ def test_w_stats_are_the_mapping_of_fixed_z() -> None:
 @needs_random_face
 def test_projection_lowers_its_loss_toward_a_rendered_face() -> None:
     """Target: a face the generator can make (G(w_t) at 256²). Two Adam steps from the mean
-    face lower the loss and move ``w`` toward ``w_t``."""
+    face lower the loss, and the final ``w`` renders closer (LPIPS) to the target than the mean
+    face. (Not: closer to ``w_t`` in W — a few steps move many coordinates the image barely
+    depends on; measured here: the W distance grew while the loss fell.)"""
     mean, std = wp.w_stats()
     w_t = mean + 0.8 * std * jax.random.normal(jax.random.key(3), (512,))
     target = wp.render(w_t[None], 1024)
@@ -67,5 +69,10 @@ def test_projection_lowers_its_loss_toward_a_rendered_face() -> None:
     assert trace.shape == (1, 3, 512) and losses.shape == (1, 2)
     np.testing.assert_allclose(trace[0, 0], mean, atol=1e-6)  # starts at the mean face
     assert losses[0, 1] < losses[0, 0]
-    dist = [float(np.linalg.norm((trace[0, s] - w_t) / std)) for s in range(3)]
-    assert dist[2] < dist[0], dist
+    params, heads = vgg16.load_lpips()
+
+    def lpips_to_target(w: np.ndarray) -> float:
+        img = wp.downsample(wp.from_uint8(wp.render(w[None])), 256)
+        return float(vgg16.lpips(params, heads, img, wp.from_uint8(target))[0])
+
+    assert lpips_to_target(trace[0, 2]) < lpips_to_target(trace[0, 0])
