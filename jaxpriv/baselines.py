@@ -207,74 +207,101 @@ def dssim(protected: np.ndarray, original: np.ndarray) -> float:
     return (1.0 - ssim(protected, original)) / 2.0
 
 
+BUDGET_VIEWS: tuple[tuple[str, int], ...] = (("dlib150", 150), ("arcface112", 112))
+"""The chips (alignment, side) on which the cloak's DSSIM budget must hold, whatever the
+recognizers it attacks: every alignment a recognizer of jaxpriv sees, so that cloaks built on
+different ensembles are compared at the same visual budget."""
+
+
 @functools.lru_cache(maxsize=4)
 def cloak_targets(recognizer: str = "dlib_resnet") -> np.ndarray:
     """Candidate target embeddings ``(K, D)``: every face of the bundled sample photos
-    (``jaxpriv/samples/*.jpg``, two public figures), embedded by ``recognizer``."""
+    (``jaxpriv/samples/*.jpg``, two public figures; HOG detection, the same faces in the same
+    order for every recognizer), embedded by ``recognizer``."""
     from jaxpriv.faces import extract_chips
     from jaxpriv.io import load_image
+    from jaxpriv.recognizers import load_recognizer
 
-    rec = _recognizer(recognizer)
+    rec = load_recognizer(recognizer)
     chips = [c for p in sorted(_SAMPLES.glob("*.jpg"))
              for c in extract_chips(load_image(p), None, rec)[0]]
     return rec.embed(np.stack(chips))
 
 
-@functools.lru_cache(maxsize=2)
-def _recognizer(name: str) -> Any:
-    from jaxpriv.recognizers import load_recognizer
+def _ensemble(spec: str) -> Any:
+    from jaxpriv.recognizers.ensemble import load_ensemble
 
-    return load_recognizer(name)
+    return load_ensemble(spec)
+
+
+def _views(image: np.ndarray, face: Face, transform: np.ndarray) -> np.ndarray:
+    """``(V, 2, 3)`` affines of the :data:`BUDGET_VIEWS` chips into the working chip."""
+    from jaxpriv.recognizers.ensemble import chip_affines
+
+    return chip_affines(image, face, [a for a, _ in BUDGET_VIEWS], transform)
+
+
+def _view_dssim(x: jax.Array, x0: jax.Array, views: jax.Array) -> jax.Array:
+    """Largest DSSIM ``(N,)`` over the budget views of working images ``x`` vs ``x0``."""
+    from jaxpriv.recognizers.ensemble import warp
+
+    return jnp.max(jnp.stack([dssim_jax(warp(x, views[:, i], size), warp(x0, views[:, i], size))
+                              for i, (_, size) in enumerate(BUDGET_VIEWS)]), axis=0)
 
 
 @functools.lru_cache(maxsize=8)
 def _cloak_attack(recognizer: str, steps: int) -> Callable:
-    """jit of ``(x0 (N,S,S,3) in [0,1], target (N,D), budget) → x (N,S,S,3)``."""
+    """jit of ``(x0 (N,H,W,3) working chips in [0,1], affines (N,M,2,3) member chip → working,
+    views (N,V,2,3), targets [(N,D_i)], budget) → x``: Adam on the ensemble loss
+    (:mod:`jaxpriv.recognizers.ensemble`, Σ τ_i·‖f_i(x) − target_i‖/t_i), each step clipped to
+    [0, 1] and shrunk inside the budget on every view."""
     import optax
 
-    rec = _recognizer(recognizer)
+    ens = _ensemble(recognizer)
 
-    def shrink(x0: jax.Array, delta: jax.Array, budget: jax.Array) -> jax.Array:
+    def shrink(x0: jax.Array, delta: jax.Array, views: jax.Array, budget: jax.Array) -> jax.Array:
         # DSSIM grows ~ quadratically with the scale of a small perturbation
-        d = dssim_jax(x0 + delta, x0)
+        d = _view_dssim(x0 + delta, x0, views)
         a = jnp.where(d > budget, jnp.sqrt(budget / jnp.maximum(d, 1e-12)) * 0.99, 1.0)
         return a[:, None, None, None] * delta
 
-    def attack(params: Any, x0: jax.Array, target: jax.Array, budget: jax.Array) -> jax.Array:
+    def attack(params: Any, x0: jax.Array, affines: jax.Array, views: jax.Array,
+               targets: list, budget: jax.Array) -> jax.Array:
         opt = optax.adam(CLOAK_LR)
 
         def loss(delta: jax.Array) -> jax.Array:
-            e = rec.apply(params, x0 + delta)
-            return jnp.sum(jnp.square(e - target))
+            return jnp.sum(ens.loss(params, x0 + delta, affines, targets)[0])
 
         def step(carry: tuple, _: None) -> tuple:
             delta, state = carry
             updates, state = opt.update(jax.grad(loss)(delta), state)
             delta = jnp.clip(x0 + optax.apply_updates(delta, updates), 0.0, 1.0) - x0
-            return (shrink(x0, delta, budget), state), None
+            return (shrink(x0, delta, views, budget), state), None
 
         delta = jnp.zeros_like(x0)
         (delta, _), _ = lax.scan(step, (delta, opt.init(delta)), None, length=steps)
         for _ in range(3):
-            delta = shrink(x0, delta, budget)
+            delta = shrink(x0, delta, views, budget)
         return x0 + delta
 
     jitted = jax.jit(attack)
-    return lambda x0, target, budget: jitted(rec.params, x0, target, budget)
+    return lambda *args: jitted(ens.params, *args)
 
 
 def _fit_budget(image: np.ndarray, face: Face, chip: np.ndarray, delta: np.ndarray,
                 transform: np.ndarray, budget: float, iters: int = 6) -> np.ndarray:
-    """Paste ``chip + α·delta`` with the largest α ∈ [0, 2] (bisection) whose chip, cut again
-    from the pasted image at the clean geometry, stays within ``budget`` DSSIM."""
+    """Paste ``chip + α·delta`` (``chip``: any chip of the face, ``transform`` its chip→photo
+    affine) with the largest α ∈ [0, 2] (bisection) such that every :data:`BUDGET_VIEWS` chip,
+    cut again from the pasted image at the clean geometry, stays within ``budget`` DSSIM."""
     from jaxpriv.faces import extract_chips, paste_chip
 
     ref = chip.astype(np.float32)
+    clean = [extract_chips(image, [face], a)[0][0] for a, _ in BUDGET_VIEWS]
 
     def paste(alpha: float) -> tuple[np.ndarray, float]:
         out = paste_chip(image, ref + alpha * delta, transform, reference=chip)
-        again, _ = extract_chips(out, [face], size=chip.shape[0])
-        return out, dssim(again[0], chip)
+        again = [extract_chips(out, [face], a)[0][0] for a, _ in BUDGET_VIEWS]
+        return out, max(dssim(x, c) for x, c in zip(again, clean, strict=True))
 
     out, d = paste(1.0)
     if d <= budget:
@@ -294,47 +321,75 @@ def _fit_budget(image: np.ndarray, face: Face, chip: np.ndarray, delta: np.ndarr
     return best
 
 
-def cloak(preset: str = "mid", steps: int = 10) -> ProtectFn:
-    """Feature-space cloak in the manner of Fawkes (Shan et al. 2020), white-box on dlib's ResNet.
+def cloak(preset: str = "mid", steps: int = 10, recognizer: str = "dlib_resnet") -> ProtectFn:
+    """Feature-space cloak in the manner of Fawkes (Shan et al. 2020), white-box on
+    ``recognizer`` (one name or an ensemble ``"dlib_resnet,sface"``, see
+    :mod:`jaxpriv.recognizers.ensemble`).
 
-    Per face: the dlib-aligned 150×150 chip x₀ (float [0, 1]) takes ``steps`` Adam steps
-    (jitted ``lax.scan`` through ``rec.apply``) minimising ‖f(x) − f(target)‖², each followed by
-    a clip to [0, 1] and a shrink of δ = x − x₀ back inside the DSSIM budget of ``preset``
-    (low/mid/high = 0.004/0.012/0.017; DSSIM = (1 − SSIM)/2, :func:`jaxpriv.metrics.ssim_jax`).
-    Target: of the bundled sample faces (:func:`cloak_targets`, no network data), the one whose
-    embedding is farthest from the face's own (Fawkes picks the farthest of a few candidate
-    identities). δ is pasted back with :func:`jaxpriv.faces.paste_chip`, scaled (bisection) so the
-    chip cut again from the result is within the budget, measured with
-    :func:`jaxpriv.metrics.ssim` on uint8: the budget holds for what a recognizer sees."""
+    Per face: the working chip x₀ (:func:`~jaxpriv.recognizers.ensemble.working_chip`, float
+    [0, 1]; every member sees its own aligned chip of it) takes ``steps`` Adam steps (jitted
+    ``lax.scan``) minimising Σ τ_i·‖f_i(x) − f_i(target)‖/t_i (distances in units of each
+    member's threshold), each followed by a clip to [0, 1] and a shrink of δ = x − x₀ back inside
+    the DSSIM budget of ``preset`` (low/mid/high = 0.004/0.012/0.017; DSSIM = (1 − SSIM)/2,
+    :func:`jaxpriv.metrics.ssim_jax`) on the dlib150 AND the ArcFace-112 chip
+    (:data:`BUDGET_VIEWS`, the same budget whatever the recognizers). Target: of the bundled
+    sample faces (:func:`cloak_targets`, no network data), the one farthest from the face's own
+    (Σ τ_i·d_i/t_i; Fawkes picks the farthest of a few candidate identities). δ is pasted back
+    with :func:`jaxpriv.faces.paste_chip`, scaled (bisection) so both chips cut again from the
+    result are within the budget, measured with :func:`jaxpriv.metrics.ssim` on uint8: the
+    budget holds for what a recognizer sees."""
     if preset not in CLOAK_PRESETS:
         raise JaxprivError(f"unknown cloak preset {preset!r}; choose from {list(CLOAK_PRESETS)}")
     if steps < 1:
         raise JaxprivError(f"steps must be >= 1, got {steps}")
-    from jaxpriv.faces import extract_chips
+    from jaxpriv.recognizers.ensemble import (
+        chip_affines,
+        clean_embeddings,
+        combine,
+        pin_face,
+        working_chip,
+    )
 
     budget = CLOAK_PRESETS[preset]
-    rec = _recognizer("dlib_resnet")
-    targets = cloak_targets(rec.name)
-    attack = _cloak_attack(rec.name, steps)
+    ens = _ensemble(recognizer)
+    targets = [cloak_targets(r.name) for r in ens.members]
+    attack = _cloak_attack(ens.name, steps)
 
     def protect(image: np.ndarray, faces: Sequence[Face], key: jax.Array) -> np.ndarray:
         out = image.copy()
         for face in faces:
-            chips, transforms = extract_chips(out, [face], rec)
-            chip = chips[0]
-            own = rec.embed(chips)[0]
-            target = targets[int(np.argmax(np.linalg.norm(targets - own, axis=-1)))]
-            x0 = jnp.asarray(chip[None], jnp.float32) / 255.0
-            x = np.asarray(attack(x0, jnp.asarray(target[None]), budget))[0]
-            delta = x * 255.0 - chip.astype(np.float32)
-            out = _fit_budget(out, face, chip, delta, transforms[0], budget)
+            face = pin_face(out, face)  # the clean geometry for every chip cut below
+            work, transform = working_chip(out, face)
+            own = clean_embeddings(ens, out, face)
+            far = combine(ens, [np.linalg.norm(t - o, axis=-1) for t, o in
+                                zip(targets, own, strict=True)])
+            pick = int(np.argmax(far))
+            x0 = jnp.asarray(work[None], jnp.float32) / 255.0
+            x = attack(x0, chip_affines(out, face, ens, transform)[None],
+                       _views(out, face, transform)[None],
+                       [jnp.asarray(t[pick][None]) for t in targets], budget)
+            delta = np.asarray(x)[0] * 255.0 - work.astype(np.float32)
+            out = _fit_budget(out, face, work, delta, transform, budget)
         return out
 
     return protect
+
+
+def _check_recognizers(spec: str) -> str | None:
+    from jaxpriv.recognizers.ensemble import check_spec
+
+    return check_spec(spec)
+
+
+RECOGNIZER = Option("recognizer", str, "dlib_resnet", "recognizer(s) the method is built on: "
+                    "NAME[:TAU][,NAME...]; more than one = an ensemble (losses in units of each "
+                    "threshold, weights TAU)", check=_check_recognizers)
+"""The ``--recognizer`` method option (cloak, deid), checked without loading weights."""
 
 
 register_method(MethodSpec("cloak", "feature-space cloak toward a far identity (Fawkes-like)",
                            cloak, (
     Option("preset", str, "mid", "DSSIM budget: low 0.004, mid 0.012, high 0.017",
            choices=tuple(CLOAK_PRESETS)),
-    Option("steps", int, 10, "Adam steps of the attack", check=at_least(1)))))
+    Option("steps", int, 10, "Adam steps of the attack", check=at_least(1)),
+    RECOGNIZER)))

@@ -44,3 +44,25 @@ def test_cloak_options() -> None:
     with pytest.raises(JaxprivError, match="preset"):
         get_method("cloak").make(preset="extreme")
     assert CLOAK_PRESETS == {"low": 0.004, "mid": 0.012, "high": 0.017}
+
+
+def test_cloak_ensemble_keeps_the_budget_on_both_chips() -> None:
+    """--recognizer dlib_resnet,sface: each member's own chip moves, and the budget holds on the
+    dlib150 and the ArcFace-112 chip cut at the CLEAN geometry (the old cloak re-cut its chip at
+    dlib geometry whatever the recognizer, and had no --recognizer)."""
+    from jaxpriv.recognizers.ensemble import pin_face
+
+    image = load_image(SAMPLES / "obama.jpg")
+    face = require_one_face(image, "obama.jpg")  # HOG: no ArcFace points of its own
+    pinned = pin_face(image, face)  # the clean photo's ArcFace geometry
+    budget = CLOAK_PRESETS["high"]
+    out = get_method("cloak").make(preset="high", steps=3, recognizer="dlib_resnet,sface")(
+        image, [face], jax.random.key(0))
+    used = []
+    for rec in (load_recognizer("dlib_resnet"), load_recognizer("sface")):
+        clean, again = (extract_chips(x, [pinned], rec)[0] for x in (image, out))
+        used.append(dssim(again[0], clean[0]))
+        assert used[-1] <= budget + 1e-9
+        moved = float(rec.distance(rec.embed(again)[0], rec.embed(clean)[0]))
+        assert moved > 0.1 * rec.threshold, rec.name
+    assert max(used) > 0.5 * budget  # the budget is used, not wasted

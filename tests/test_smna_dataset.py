@@ -357,3 +357,22 @@ def test_committed_compact_maps_restore_from_the_photos(tmp_path) -> None:
     n = len(list(compact.glob("*/shard-*.npz")))
     assert n >= 1
     assert restore_compact(compact, tmp_path, celeba) == {"restored": n, "skipped": 0}
+
+
+def test_generate_maps_with_an_ensemble(faces_tfds, tmp_path) -> None:
+    """recognizer="dlib_resnet,sface": maps of the ensemble loss, members' affines stored."""
+    from jaxpriv.data import load_identity_faces
+    from jaxpriv.data.map_shards import read_shard, shard_paths
+    from jaxpriv.parallel import make_mesh
+    from jaxpriv.smna.dataset import generate_maps
+
+    source = load_identity_faces(None, faces_tfds)
+    summary = generate_maps(source, tmp_path, recognizer="dlib_resnet,sface", image_size=4,
+                            chunk=8, shard_size=1, splits=["train"], max_images=1,
+                            mesh=make_mesh(1), progress=False)
+    assert summary["complete"] and summary["shards_written"] == 1
+    (path,) = shard_paths(tmp_path / "train")
+    shard = read_shard(path)
+    assert shard["member_affines"].shape == (1, 2, 2, 3)
+    assert shard["reference_embedding"].shape == (1, 256)  # dlib 128 + SFace 128
+    assert shard["map_black"].shape == (1, 4, 4) and np.abs(shard["map_black"]).max() > 1e-3

@@ -42,7 +42,7 @@ def get_config(source: str = "glint") -> ml_collections.ConfigDict:
         c.detector = "yunet"
     c.maps_tfds_dir = ""  # "" = <workdir>/tfds; sensitivity_maps is built there when complete
     c.build_tfds = True
-    c.recognizer = "dlib_resnet"
+    c.recognizer = "dlib_resnet"  # or an ensemble "dlib_resnet,sface[:tau]" (Σ τ_i·d_i/t_i)
     c.image_size = 64  # paper Sec. IV-A: 64x64x3 images, 64x64x1 maps
     c.chunk = 8  # perturbed images per vmapped batch per device (best on the 2-core CPU)
     c.images_per_device = 1  # images mapped at once per device

@@ -158,16 +158,18 @@ def _homogeneous(affine: np.ndarray) -> np.ndarray:
                           axis=-2)
 
 
-def chip_affines(image: np.ndarray, face: Any, ensemble: Ensemble,
+def chip_affines(image: np.ndarray, face: Any, ensemble: Ensemble | Sequence[Any],
                  working_transform: np.ndarray) -> np.ndarray:
     """``(M, 2, 3)`` affines member chip pixel → working pixel for one face of ``image``, given
     the working image's own chip→photo affine ``working_transform`` ``(2, 3)`` (e.g. from
-    :func:`working_chip` or :func:`jaxpriv.faces.extract_chips`)."""
+    :func:`working_chip` or :func:`jaxpriv.faces.extract_chips`). ``ensemble``: an
+    :class:`Ensemble`, or any alignments / recognizers :func:`jaxpriv.faces.extract_chips`
+    accepts (e.g. ``["dlib150", "arcface112"]``)."""
     from jaxpriv.faces import extract_chips
 
     to_work = np.linalg.inv(_homogeneous(np.asarray(working_transform, np.float64)))
     out = []
-    for rec in ensemble.members:
+    for rec in ensemble.members if isinstance(ensemble, Ensemble) else ensemble:
         _, transform = extract_chips(image, [face], rec)
         out.append((to_work @ _homogeneous(transform[0]))[:2])
     return np.stack(out).astype(np.float32)
@@ -195,6 +197,20 @@ def working_chip(image: np.ndarray, face: Any,
     dims = dlib.chip_dims(base.rows + 2 * margin, base.cols + 2 * margin)
     details = dlib.chip_details(rect, dims, base.angle)
     return np.asarray(dlib.extract_image_chip(image, details)), _transform(details)
+
+
+def pin_face(image: np.ndarray, face: Any) -> Any:
+    """``face`` with its ArcFace points fixed: a HOG face carries none, and
+    :func:`jaxpriv.faces.extract_chips` would re-estimate them from dlib's 68 landmarks of
+    whatever image it is given — an edited photo would then be cut at a moved geometry. Use the
+    pinned face for every chip of an edited photo."""
+    import dataclasses as dc
+
+    from jaxpriv.faces.detect import arcface_landmarks_in_box
+
+    if face.arcface_landmarks is not None:
+        return face
+    return dc.replace(face, arcface_landmarks=arcface_landmarks_in_box(image, face.box))
 
 
 def clean_embeddings(ensemble: Ensemble, image: np.ndarray, face: Any) -> list[np.ndarray]:

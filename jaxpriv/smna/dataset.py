@@ -5,6 +5,10 @@ Data: an `identity_faces` data source (`jaxpriv.data.load_identity_faces`); each
 is itself excluded (its distance is 0). Each other image ``x`` is aligned to the recognizer's chip
 (dlib: 150×150), downsampled to the 64×64 SMNA image (`to_smna_image`) and gets a black and a
 white map against the embedding of its portrait's full-size chip (`sensitivity_maps`).
+With an ensemble (``recognizer="dlib_resnet,sface"``) the SMNA image is the dlib150 chip's, the
+distance is Σ τ_i·d_i/t_i with each member seeing its own chip warped from the SMNA image
+(:mod:`jaxpriv.recognizers.ensemble`); shards then also hold ``member_affines`` (N, M, 2, 3) and
+``reference_embedding`` is the members' embeddings side by side.
 
 Faces: pre-aligned crops (``aligned_crops=True``, e.g. glint's 112×112) always give a chip
 (`chips_from_aligned_crops`). Photos (``aligned_crops=False``, e.g. celeba299's loose 256×256
@@ -195,6 +199,26 @@ def chips_of(images: Sequence[np.ndarray], faces: Sequence[Face | None], size: i
     return np.stack(out)
 
 
+def _ensemble_views(images: Sequence[np.ndarray], faces: Sequence[Face | None], ens: Any,
+                    size: int) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
+    """For an ensemble: SMNA images (the dlib150 chip, area-downsampled, as for dlib alone), each
+    member's affine into them ``(N, M, 2, 3)`` and each member's embedding of the photo's own
+    chip (per image, per member). A face None is a pre-aligned crop."""
+    from jaxpriv.faces.align import photo_from_aligned_crop
+    from jaxpriv.recognizers.ensemble import chip_affines, clean_embeddings, pin_face
+    from jaxpriv.smna.sensitivity import smna_transform
+
+    out, affines, embeddings = [], [], []
+    for image, found in zip(images, faces, strict=True):
+        photo, face = photo_from_aligned_crop(image) if found is None else (image, found)
+        face = pin_face(photo, face)
+        chips, transforms = extract_chips(photo, [face], "dlib150")
+        out.append(to_smna_image(chips[0], size))
+        affines.append(chip_affines(photo, face, ens, smna_transform(transforms[0], 150, size)))
+        embeddings.append(clean_embeddings(ens, photo, face))
+    return np.stack(out), np.stack(affines), embeddings
+
+
 def generate_maps(
     source: Sequence[dict[str, Any]],
     out_dir: str | os.PathLike[str],
@@ -230,7 +254,10 @@ def generate_maps(
     hosts = worker is None and p_count > 1  # JAX processes: collectives for the plan
     if not 0 <= p_index < p_count:
         raise JaxprivError(f"worker index {p_index} is not in 0..{p_count - 1}")
-    rec = load_recognizer(recognizer)
+    from jaxpriv.recognizers.ensemble import load_ensemble, parse_spec
+
+    ens = load_ensemble(recognizer) if len(parse_spec(recognizer)) > 1 else None
+    rec = ens if ens is not None else load_recognizer(recognizer)
     mesh = make_mesh(local=True) if mesh is None else mesh
     examples, refs = list_examples(source)
     names = {e.identity: e.identity_name for e in [*examples, *refs.values()]}
@@ -297,19 +324,38 @@ def generate_maps(
         if max_shards and written >= max_shards:
             break
         t0 = time.perf_counter()
-        for ex in batch:
-            if ex.identity not in ref_cache:
-                ref = refs[ex.identity]
-                chip = chips_of([source[ref.index]["image"]], [face_of(ref)], rec.input_size,
-                                detector)
-                ref_cache[ex.identity] = rec.embed(chip)[0]
-        chips = chips_of([source[e.index]["image"] for e in batch],
-                       [face_of(e) for e in batch], rec.input_size, detector)
-        images = to_smna_image(chips, image_size)
-        ref_emb = np.stack([ref_cache[e.identity] for e in batch]).astype(np.float32)
-        kw = dict(chunk=chunk, mesh=mesh, images_per_device=images_per_device)
-        map_black, d0 = sensitivity_maps(rec, images, ref_emb, "black", **kw)
-        map_white, _ = sensitivity_maps(rec, images, ref_emb, "white", **kw)
+        if ens is not None:  # ensemble: distance Σ τ_i·d_i/t_i, each member its own chip
+            for ex in batch:
+                if ex.identity not in ref_cache:
+                    ref = refs[ex.identity]
+                    ref_cache[ex.identity] = _ensemble_views(
+                        [source[ref.index]["image"]], [face_of(ref)], ens, image_size)[2][0]
+            images, affines, _ = _ensemble_views(
+                [source[e.index]["image"] for e in batch], [face_of(e) for e in batch], ens,
+                image_size)
+            members = [np.stack([ref_cache[e.identity][i] for e in batch]).astype(np.float32)
+                       for i in range(len(ens.members))]
+            kw = dict(chunk=chunk, mesh=mesh, images_per_device=images_per_device,
+                      affines=affines)
+            map_black, d0 = sensitivity_maps(ens, images, members, "black", **kw)
+            map_white, _ = sensitivity_maps(ens, images, members, "white", **kw)
+            ref_emb = np.concatenate(members, axis=1)  # members' embeddings side by side
+            extra = {"member_affines": affines}
+        else:
+            for ex in batch:
+                if ex.identity not in ref_cache:
+                    ref = refs[ex.identity]
+                    chip = chips_of([source[ref.index]["image"]], [face_of(ref)], rec.input_size,
+                                    detector)
+                    ref_cache[ex.identity] = rec.embed(chip)[0]
+            chips = chips_of([source[e.index]["image"] for e in batch],
+                             [face_of(e) for e in batch], rec.input_size, detector)
+            images = to_smna_image(chips, image_size)
+            ref_emb = np.stack([ref_cache[e.identity] for e in batch]).astype(np.float32)
+            kw = dict(chunk=chunk, mesh=mesh, images_per_device=images_per_device)
+            map_black, d0 = sensitivity_maps(rec, images, ref_emb, "black", **kw)
+            map_white, _ = sensitivity_maps(rec, images, ref_emb, "white", **kw)
+            extra = {}
         write_npz_atomic(shard_path(out / split, s), {
             "image": images,
             "identity": np.asarray([e.identity for e in batch], np.int32),
@@ -319,6 +365,7 @@ def generate_maps(
             "map_white": map_white,
             "clean_distance": d0,
             "reference_embedding": ref_emb,
+            **extra,
         })
         written += 1
         images_done += len(batch)

@@ -44,6 +44,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxpriv.errors import JaxprivError
 from jaxpriv.recognizers import Recognizer, embedding_distance
+from jaxpriv.recognizers.ensemble import Ensemble
 
 SMNA_SIZE = 64
 """Side of the SMNA image (paper Sec. IV-A: 64×64×3 images, 64×64×1 maps)."""
@@ -86,6 +87,16 @@ def to_chip(x01: jax.Array, input_size: int) -> jax.Array:
     return jax.image.resize(x01, shape, method="bilinear", antialias=False)
 
 
+def smna_transform(chip_transform: np.ndarray, chip_size: int,
+                   size: int = SMNA_SIZE) -> np.ndarray:
+    """The SMNA image's pixel → photo affine ``(2, 3)``, from its chip's chip→photo affine: an
+    area resize maps SMNA pixel ``x`` to chip pixel ``(x + ½)·chip_size/size − ½``. With
+    :func:`jaxpriv.recognizers.ensemble.chip_affines` it gives each ensemble member's view."""
+    k = chip_size / size
+    scale = np.array([[k, 0.0, 0.5 * k - 0.5], [0.0, k, 0.5 * k - 0.5], [0.0, 0.0, 1.0]])
+    return np.asarray(chip_transform, np.float64) @ scale
+
+
 def as_float01(image: np.ndarray | jax.Array) -> np.ndarray:
     """uint8 → float32 / 255; float input is taken as already in [0, 1]."""
     image = np.asarray(image)
@@ -116,8 +127,24 @@ def _distances(apply: Callable, input_size: int, params: Any, x01: jax.Array,
     return embedding_distance(apply(params, to_chip(x01, input_size)), ref)
 
 
-def _exact_one(apply: Callable, input_size: int, chunk: int, params: Any, x01: jax.Array,
-               ref: jax.Array, color: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _ensemble_distances(ens: Ensemble, params: Any, x01: jax.Array, ref: Any) -> jax.Array:
+    """The ensemble's distance Σ τ_i·d_i/t_i (:mod:`jaxpriv.recognizers.ensemble`) of a batch
+    ``(B, H, W, 3)``; ``ref`` = (member references ``(D_i,)``, affines ``(M, 2, 3)`` member chip
+    → SMNA image pixel): each member sees its own chip, warped from the SMNA image."""
+    refs, affines = ref
+    return ens.loss(params, x01, affines, refs)[0]
+
+
+def _dist(model: tuple[Callable, int] | Ensemble) -> Callable:
+    """``(params, x (B,H,W,3), ref) → (B,)`` for a recognizer ``(apply, input_size)`` (the
+    :func:`to_chip` path) or an :class:`Ensemble`."""
+    if isinstance(model, Ensemble):
+        return functools.partial(_ensemble_distances, model)
+    return functools.partial(_distances, *model)
+
+
+def _exact_one(dist: Callable, chunk: int, params: Any, x01: jax.Array,
+               ref: Any, color: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Alg. 1 for one image ``(H, W, 3)``: (map ``(H, W)``, clean distance ``()``).
 
     Pixel ``p`` (row-major) is set to ``color`` in all channels; pixels go through the recognizer
@@ -135,40 +162,42 @@ def _exact_one(apply: Callable, input_size: int, chunk: int, params: Any, x01: j
 
     def query(chunk_ids: jax.Array) -> jax.Array:
         batch = jax.vmap(perturb)(chunk_ids)
-        return _distances(apply, input_size, params, batch, ref)
+        return dist(params, batch, ref)
 
     d_mod = lax.map(query, ids).reshape(-1)[:n].reshape(h, w)
-    d0 = _distances(apply, input_size, params, x01[None], ref)[0]
+    d0 = dist(params, x01[None], ref)[0]
     return d_mod - d0, d0
 
 
-def _linear_one(apply: Callable, input_size: int, params: Any, x01: jax.Array, ref: jax.Array,
+def _linear_one(dist: Callable, params: Any, x01: jax.Array, ref: Any,
                 color: jax.Array) -> tuple[jax.Array, jax.Array]:
     """First-order Alg. 1: s_lin[h,w] = Σ_c ∂d/∂x[h,w,c] · (color − x[h,w,c]) from one VJP."""
 
     def d(x: jax.Array) -> jax.Array:
-        return _distances(apply, input_size, params, x[None], ref)[0]
+        return dist(params, x[None], ref)[0]
 
     d0, grad = jax.value_and_grad(d)(x01)
     return jnp.sum(grad * (color - x01), axis=-1), d0
 
 
 # ----------------------------------------------------------------------------------------------
-# Compiled functions (cached: one per recognizer apply, chunk, method and mesh; jit then
-# specialises on the image size)
+# Compiled functions (cached: one per recognizer apply (or ensemble), chunk, method and mesh;
+# jit then specialises on the image size)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(apply: Callable, input_size: int, chunk: int, method: str,
+def _compiled(model: tuple[Callable, int] | Ensemble, chunk: int, method: str,
               mesh: Mesh | None) -> Callable:
-    """jit of the batched map function ``(params, x (N,H,W,3), refs (N,D), color) → (maps, d0)``.
+    """jit of the batched map function ``(params, x (N,H,W,3), refs, color) → (maps, d0)``
+    (refs: ``(N,D)`` for a recognizer, (per-member ``(N,D_i)``, affines ``(N,M,2,3)``) for an
+    ensemble).
 
     With a mesh the image batch (hence every chunk of perturbed images) is split over its
     ``data`` axis; parameters and colour are replicated."""
     if method == "exact":
-        one = functools.partial(_exact_one, apply, input_size, chunk)
+        one = functools.partial(_exact_one, _dist(model), chunk)
     else:
-        one = functools.partial(_linear_one, apply, input_size)
+        one = functools.partial(_linear_one, _dist(model))
 
     def batched(params: Any, x: jax.Array, refs: jax.Array, color: jax.Array):
         return jax.vmap(one, in_axes=(None, 0, 0, None))(params, x, refs, color)
@@ -190,14 +219,15 @@ def _compiled_distance(apply: Callable, input_size: int) -> Callable:
 
 
 def sensitivity_maps(
-    rec: Recognizer,
+    rec: Recognizer | Ensemble,
     images: np.ndarray,
-    ref_embeddings: np.ndarray,
+    ref_embeddings: np.ndarray | Sequence[np.ndarray],
     color: str | float,
     chunk: int = DEFAULT_CHUNK,
     method: Method = "exact",
     mesh: Mesh | None = None,
     images_per_device: int = 1,
+    affines: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sensitivity maps (Alg. 1) of a batch of images, each against its own reference embedding.
 
@@ -206,7 +236,16 @@ def sensitivity_maps(
     (padded) through one compiled function whose batch is sharded over the mesh's ``data`` axis,
     so each device evaluates ``images_per_device * chunk`` perturbed images per step.
     Returns float32 maps ``(N, H, W)`` (sign: see module docstring) and clean distances ``(N,)``.
-    ``method="linear"`` gives the first-order estimate (one VJP per image, ``chunk`` unused)."""
+    ``method="linear"`` gives the first-order estimate (one VJP per image, ``chunk`` unused).
+
+    With an :class:`~jaxpriv.recognizers.ensemble.Ensemble` the distance of Alg. 1 is the
+    ensemble loss Σ τ_i·d_i/t_i (in units of each member's threshold): ``ref_embeddings`` is one
+    ``(N, D_i)`` array per member and ``affines`` ``(N, M, 2, 3)`` maps each member's chip
+    pixels to SMNA image pixels (:func:`jaxpriv.recognizers.ensemble.chip_affines`); every
+    member sees its own chip warped from the image, so the map is Σ τ_i·map_i/t_i."""
+    if isinstance(rec, Ensemble):
+        return _ensemble_maps(rec, images, ref_embeddings, affines, color, chunk, method, mesh,
+                              images_per_device)
     if method not in ("exact", "linear"):
         raise JaxprivError(f"method must be 'exact' or 'linear', got {method!r}")
     if chunk < 1 or images_per_device < 1:
@@ -215,7 +254,7 @@ def sensitivity_maps(
     refs = np.asarray(ref_embeddings, np.float32)
     if x.ndim != 4 or x.shape[-1] != 3 or refs.ndim != 2 or len(refs) != len(x):
         raise JaxprivError(f"need images (N,H,W,3) and refs (N,D), got {x.shape}, {refs.shape}")
-    fn = _compiled(rec.apply, rec.input_size, chunk if method == "exact" else 0, method, mesh)
+    fn = _compiled((rec.apply, rec.input_size), chunk if method == "exact" else 0, method, mesh)
     group = (1 if mesh is None else mesh.size) * images_per_device
     value = jnp.float32(noise_value(color))
     maps, d0 = [], []
@@ -227,6 +266,42 @@ def sensitivity_maps(
             rb = np.concatenate([rb, np.repeat(rb[-1:], group - n, 0)])
         m, d = fn(rec.params, xb, rb, value)
         maps.append(np.asarray(m)[:n])
+        d0.append(np.asarray(d)[:n])
+    if not maps:
+        return np.zeros((0, *x.shape[1:3]), np.float32), np.zeros((0,), np.float32)
+    return np.concatenate(maps).astype(np.float32), np.concatenate(d0).astype(np.float32)
+
+
+def _ensemble_maps(ens: Ensemble, images: np.ndarray, refs: Sequence[np.ndarray],
+                   affines: np.ndarray | None, color: str | float, chunk: int, method: str,
+                   mesh: Mesh | None, images_per_device: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sensitivity_maps` of an ensemble (same batching, padding and sharding)."""
+    if method not in ("exact", "linear"):
+        raise JaxprivError(f"method must be 'exact' or 'linear', got {method!r}")
+    if chunk < 1 or images_per_device < 1:
+        raise JaxprivError("chunk and images_per_device must be >= 1")
+    x = as_float01(images)
+    m = len(ens.members)
+    refs = [np.asarray(r, np.float32) for r in refs]
+    if affines is None or np.shape(affines) != (len(x), m, 2, 3) or len(refs) != m \
+            or any(r.shape[0] != len(x) for r in refs):
+        raise JaxprivError(f"an ensemble of {m} needs {m} reference arrays (N, D_i) and affines "
+                           f"(N, {m}, 2, 3) for N = {len(x)} images")
+    affines = np.asarray(affines, np.float32)
+    fn = _compiled(ens, chunk if method == "exact" else 0, method, mesh)
+    group = (1 if mesh is None else mesh.size) * images_per_device
+    value = jnp.float32(noise_value(color))
+    maps, d0 = [], []
+    for start in range(0, len(x), group):
+        sl = slice(start, start + group)
+        xb, rb, ab = x[sl], tuple(r[sl] for r in refs), affines[sl]
+        n = len(xb)
+        if n < group:  # pad with copies of the last image (results dropped)
+            xb, rb, ab = jax.tree.map(
+                lambda a: np.concatenate([a, np.repeat(a[-1:], group - n, 0)]),  # noqa: B023
+                (xb, rb, ab))
+        mb, d = fn(ens.params, xb, (rb, ab), value)
+        maps.append(np.asarray(mb)[:n])
         d0.append(np.asarray(d)[:n])
     if not maps:
         return np.zeros((0, *x.shape[1:3]), np.float32), np.zeros((0,), np.float32)
