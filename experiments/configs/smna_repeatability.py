@@ -1,7 +1,7 @@
 """Repeatability of exact SMNA maps (flip, 1-pixel shift, JPEG round trip), issue 19 item 2.
 
     nice -n 10 python -m experiments.main --config experiments/configs/smna_repeatability.py \
-        --workdir /tmp/smna_repeatability
+        --workdir DIR
 Cost: 4 maps of n_faces faces (black, image_size² recognizer queries each).
 """
 
