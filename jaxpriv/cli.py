@@ -34,13 +34,13 @@ def _recognizer(args: argparse.Namespace):  # noqa: ANN202
     return load_recognizer(args.recognizer, **kw)
 
 
-def _face_embedding(path: Path, rec) -> np.ndarray:  # noqa: ANN001
+def _face_embedding(path: Path, rec, detector: str) -> np.ndarray:  # noqa: ANN001
     """Embedding of the largest face in the photo at ``path``."""
     from jaxpriv.faces import extract_chips, require_one_face
     from jaxpriv.io import load_image
 
     image = load_image(path)
-    face = require_one_face(image, str(path))
+    face = require_one_face(image, str(path), detector)
     chips, _ = extract_chips(image, [face], rec)
     return rec.embed(chips)[0]
 
@@ -53,7 +53,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         args.image_a, args.image_b = SAMPLES / "obama.jpg", SAMPLES / "obama2.jpg"
         print(f"bundled samples: {args.image_a.name} vs {args.image_b.name}", file=sys.stderr)
     rec = _recognizer(args)
-    a, b = (_face_embedding(Path(p), rec) for p in (args.image_a, args.image_b))
+    a, b = (_face_embedding(Path(p), rec, args.detector) for p in (args.image_a, args.image_b))
     distance = float(rec.distance(a, b))
     same = distance < rec.threshold
     if args.json:
@@ -84,7 +84,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     rows, failed = [], 0
     for path in tqdm(paths, desc="embed", unit="img", disable=len(paths) < 4):
         try:
-            rows.append(_face_embedding(path, rec))
+            rows.append(_face_embedding(path, rec, args.detector))
         except JaxprivError as e:
             failed += 1
             print(f"skipped: {e}", file=sys.stderr)
@@ -284,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="face recognizer (dlib_resnet, sface, facenet); default dlib_resnet")
         sp.add_argument("--weights", default=None,
                         help="weights file for recognizers that ship none (facenet: a .pt)")
+        detector_arg(sp)
 
     v = sub.add_parser("verify", help="are two photos the same person?")
     v.add_argument("image_a", nargs="?", help="default: the bundled samples/obama.jpg")

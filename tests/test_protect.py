@@ -74,6 +74,7 @@ def test_cli_protect_folder(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load_image(out / "grass.png"), load_image(src / "grass.png"))
     report = json.loads((tmp_path / "r.json").read_text())
     assert (report["protected"], report["no_face"], report["failed"]) == (2, 1, 1)
+    assert report["detector"] == "yunet"  # the summary says what found (or missed) the faces
     assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before
     again = run("protect", "--method", "blur", str(src / "obama.jpg"), "-o", str(out))
     assert again.returncode == 1 and "exists (use --overwrite)" in again.stderr

@@ -21,7 +21,7 @@ from jaxpriv.io import check_writable, write_text_atomic
 from jaxpriv.methods import MethodSpec, Option, add_option_flags, get_method, given_options
 from jaxpriv.protect import seed_arg
 
-_OWN_FLAGS = {"method", "data", "recognizer", "weights", "json", "report", "max_per_identity",
+_OWN_FLAGS = {"method", "data", "recognizers", "weights", "json", "report", "max_per_identity",
               "sweep", "plot", "seed", "aligned_crops", "overwrite", "quiet", "unseen_only",
               "split", "detector"}
 
@@ -54,7 +54,7 @@ def command_line(args: argparse.Namespace, options: dict[str, Any]) -> str:
     parts = ["jaxpriv", "eval", "--method", args.method, "--data", str(args.data)]
     for flag in ("recognizers", "weights", "max_per_identity", "sweep", "seed", "json", "report",
                  "plot"):
-        value = getattr(args, "recognizer" if flag == "recognizers" else flag)
+        value = getattr(args, flag)
         if value is not None and (flag, value) not in _DEFAULTS:
             parts += ["--" + flag.replace("_", "-"), str(value)]
     if args.aligned_crops is not None:
@@ -73,6 +73,11 @@ def command_line(args: argparse.Namespace, options: dict[str, Any]) -> str:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run ``jaxpriv eval`` from parsed arguments."""
     spec = get_method(args.method)
+    if getattr(args, "recognizer", None) is not None and "recognizer" not in {
+            o.name for o in spec.options}:
+        raise JaxprivError(f"--recognizer is not an option of --method {spec.name} (it chooses "
+                           "the recognizer a method is built on); the recognizers that measure "
+                           "the probes are --recognizers")
     given = given_options(args, spec, skip=_OWN_FLAGS)
     outputs = [Path(p) for p in (args.json, args.report, args.plot) if p]
     for p in outputs:
@@ -84,7 +89,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         option_sets = [{**given, param: v} for v in values]
     if args.max_per_identity is not None and args.max_per_identity < 1:
         raise JaxprivError("--max-per-identity must be >= 1")
-    report = evaluate(args.data, spec.name, option_sets, recognizer=args.recognizer,
+    report = evaluate(args.data, spec.name, option_sets, recognizer=args.recognizers,
                       max_per_identity=args.max_per_identity, seed=args.seed,
                       aligned_crops=args.aligned_crops, weights=args.weights,
                       progress=not args.quiet, unseen_only=args.unseen_only,
@@ -110,11 +115,12 @@ def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
                        description=__doc__.splitlines()[0])
     p.add_argument("--method", required=True, choices=method_names())
     p.add_argument("--data", required=True, help="folder of <identity>/<images> folders")
-    p.add_argument("--recognizers", "--recognizer", dest="recognizer", default="dlib_resnet",
+    p.add_argument("--recognizers", default="dlib_resnet",
                    help="recognizer(s) that measure every probe, comma-separated, e.g. "
                    "dlib_resnet,sface: each at its own threshold on its own chip, white-box if it "
                    "built the protection, else black-box; the first gives the main tables "
-                   "(default dlib_resnet)")
+                   "(default dlib_resnet). --recognizer is the method's own option (cloak, mask: "
+                   "the recognizer(s) the protection is built on), as in jaxpriv protect")
     p.add_argument("--weights", default=None,
                    help="weights for the first recognizer, if it ships none")
     p.add_argument("--json", default=None, help="write the full report as JSON")

@@ -8,7 +8,6 @@ saw it: the transfer setting of Fawkes and LowKey). :func:`built_with` is the on
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,17 +39,13 @@ def recognizer_names(value: str | Sequence[str]) -> list[str]:
     return names
 
 
-@functools.lru_cache(maxsize=8)
-def _load(name: str, weights: str | None) -> Recognizer:
-    from jaxpriv.recognizers import load_recognizer
-
-    return load_recognizer(name, **({"weights": weights} if weights else {}))
-
-
 def load_recognizers(names: str | Sequence[str], weights: str | None = None) -> list[Recognizer]:
     """The recognizers ``names`` (:func:`recognizer_names`; ``weights`` for the first), each
     loaded once per process: a new instance would compile its network again."""
-    return [_load(n, None if i else weights) for i, n in enumerate(recognizer_names(names))]
+    from jaxpriv.recognizers import shared_recognizer
+
+    return [shared_recognizer(n, None if i else weights)
+            for i, n in enumerate(recognizer_names(names))]
 
 
 def _recorded(config: dict[str, Any]) -> list[str] | None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces.detect import (
+    DEFAULT_DETECTOR,
     Face,
     arcface_landmarks_in_box,
     check_image,
@@ -143,6 +144,25 @@ def extract_chips(
     return chips, transforms
 
 
+def grown_dlib_chip(image: np.ndarray, face: Face, margin: int,
+                    size: int = CHIP_SIZE, padding: float = CHIP_PADDING) -> tuple[np.ndarray,
+                                                                                  np.ndarray]:
+    """The dlib ``size`` chip of ``face`` grown by ``margin`` chip pixels on every side at the
+    same geometry (scale, angle, pixel grid), sampled by dlib: uint8 ``(size + 2·margin, …, 3)``
+    and its chip→image affine ``(2, 3)``. Its centre ``[margin:margin+size]`` is the
+    :func:`extract_chips` dlib chip itself."""
+    image = check_image(image)
+    base = dlib.get_face_chip_details(_shape(face), size, padding)
+    r = base.rect
+    grow_x = margin * (r.right() - r.left()) / (base.cols - 1)
+    grow_y = margin * (r.bottom() - r.top()) / (base.rows - 1)
+    rect = dlib.drectangle(r.left() - grow_x, r.top() - grow_y, r.right() + grow_x,
+                           r.bottom() + grow_y)
+    dims = dlib.chip_dims(base.rows + 2 * margin, base.cols + 2 * margin)
+    details = dlib.chip_details(rect, dims, base.angle)
+    return np.asarray(dlib.extract_image_chip(image, details)), _transform(details)
+
+
 def chip_mask(size: int, feather: int = 4) -> np.ndarray:
     """float32 ``(size, size)`` weights: 1 inside, ramping to 0 over ``feather`` px at the edges."""
     ramp = np.minimum(np.arange(size), np.arange(size)[::-1]).astype(np.float32)
@@ -253,7 +273,7 @@ def chips_from_aligned_crops(
     return out
 
 
-def require_one_face(image: np.ndarray, name: str, detector: str = "hog") -> Face:
+def require_one_face(image: np.ndarray, name: str, detector: str = DEFAULT_DETECTOR) -> Face:
     """The single (largest) face of a photo, or a clear error naming the photo."""
     faces = detect_faces(image, detector=detector)
     if not faces:

@@ -6,6 +6,7 @@ from jaxpriv.recognizers.base import (
     embedding_distance,
     load_recognizer,
     register,
+    shared_recognizer,
 )
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "embedding_distance",
     "load_recognizer",
     "register",
+    "shared_recognizer",
 ]

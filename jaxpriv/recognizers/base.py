@@ -9,6 +9,7 @@ aligned chip); each network applies its own normalisation inside ``apply``, so c
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +110,13 @@ def load_recognizer(name: str = "dlib_resnet", **kw: Any) -> Recognizer:
             f"unknown recognizer {name!r}; available: {', '.join(sorted(_REGISTRY))}"
         )
     return _REGISTRY[name](**kw)
+
+
+@functools.lru_cache(maxsize=8)
+def shared_recognizer(name: str, weights: str | None = None) -> Recognizer:
+    """:func:`load_recognizer` once per ``(name, weights)`` per process: every caller (an
+    ensemble, the transfer evaluation) gets the same instance, whose network compiles once."""
+    return load_recognizer(name, **({"weights": weights} if weights else {}))
 
 
 def _import_builtin() -> None:

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpriv.errors import JaxprivError
-from jaxpriv.recognizers.base import Recognizer, embedding_distance, load_recognizer
+from jaxpriv.recognizers.base import Recognizer, embedding_distance, shared_recognizer
 
 WORK_MARGIN = 50
 """Chip pixels :func:`working_chip` adds on every side of the dlib150 chip (150 → 250 px, i.e. a
@@ -130,7 +130,7 @@ def check_spec(spec: str) -> str | None:
 def load_ensemble(spec: str) -> Ensemble:
     """Load the members of ``spec`` (see :func:`parse_spec`); cached per spec."""
     parsed = parse_spec(spec)
-    return Ensemble(tuple(load_recognizer(n) for n, _ in parsed), tuple(t for _, t in parsed))
+    return Ensemble(tuple(shared_recognizer(n) for n, _ in parsed), tuple(t for _, t in parsed))
 
 
 def warp(x01: jax.Array, affine: jax.Array, size: int) -> jax.Array:
@@ -177,26 +177,12 @@ def chip_affines(image: np.ndarray, face: Any, ensemble: Ensemble | Sequence[Any
 
 def working_chip(image: np.ndarray, face: Any,
                  margin: int = WORK_MARGIN) -> tuple[np.ndarray, np.ndarray]:
-    """The default working image of one face: the dlib150 chip grown by ``margin`` chip pixels
-    on every side at the same geometry (scale, angle, pixel grid), sampled by dlib; uint8
-    ``(150 + 2·margin, …, 3)`` and its chip→photo affine ``(2, 3)``. Its centre
-    ``[margin:margin+150]`` is the dlib150 chip itself; paste an edited one back with
-    :func:`jaxpriv.faces.paste_chip`."""
-    import dlib
+    """The default working image of one face: the dlib150 chip grown by ``margin`` on every
+    side (:func:`jaxpriv.faces.align.grown_dlib_chip`) and its chip→photo affine; paste an
+    edited one back with :func:`jaxpriv.faces.paste_chip`."""
+    from jaxpriv.faces.align import grown_dlib_chip
 
-    from jaxpriv.faces.align import CHIP_PADDING, CHIP_SIZE, _shape, _transform
-    from jaxpriv.faces.detect import check_image
-
-    image = check_image(image)
-    base = dlib.get_face_chip_details(_shape(face), CHIP_SIZE, CHIP_PADDING)
-    r = base.rect
-    grow_x = margin * (r.right() - r.left()) / (base.cols - 1)
-    grow_y = margin * (r.bottom() - r.top()) / (base.rows - 1)
-    rect = dlib.drectangle(r.left() - grow_x, r.top() - grow_y, r.right() + grow_x,
-                           r.bottom() + grow_y)
-    dims = dlib.chip_dims(base.rows + 2 * margin, base.cols + 2 * margin)
-    details = dlib.chip_details(rect, dims, base.angle)
-    return np.asarray(dlib.extract_image_chip(image, details)), _transform(details)
+    return grown_dlib_chip(image, face, margin)
 
 
 def pin_face(image: np.ndarray, face: Any) -> Any:
