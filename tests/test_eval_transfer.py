@@ -28,15 +28,30 @@ CELEBA = SHARED / "faces" / "celeba299"
 
 def test_white_box_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     """White-box exactly when the recognizer built the protection: none for the pixel methods,
-    dlib for cloak (its code), smna and deid (their code: the shipped checkpoints record none),
-    mask (its checkpoint config), and a method's recognizer option wins over the code."""
+    dlib for cloak (its recognizer option), smna and deid (their code: the shipped checkpoints
+    record none), mask (its checkpoint config) AND the recognizers its pad is steered against
+    (its recognizer option), and a method's recognizer option wins over the code."""
     for method in ("blur", "mosaic", "solid", "dppix"):
         assert built_with(method, {}) == {"recognizers": [], "source": "no recognizer used"}
-    for method in ("cloak", "smna", "deid", "mask"):
+    for method in ("cloak", "smna", "deid"):
         built = built_with(method, {})["recognizers"]
         assert built == ["dlib_resnet"], method
         assert (access("dlib_resnet", built), access("sface", built)) == (WHITE_BOX, BLACK_BOX)
-    assert built_with("mask", {})["source"].startswith("the checkpoint config of ")
+    assert built_with("cloak", {})["source"] == "the method's recognizer option"
+    # mask: model trained on dlib (checkpoint), pad steered against dlib_resnet,sface (default
+    # option): SFace's gradients shaped it, so SFace is white-box (it was reported black-box)
+    mask = built_with("mask", {})
+    assert mask["recognizers"] == ["dlib_resnet", "sface"]
+    assert access("sface", mask["recognizers"]) == WHITE_BOX
+    assert mask["source"].startswith("the checkpoint config of ")
+    assert mask["source"].endswith(" and the method's recognizer option")
+    # steps=0: no steering, only the checkpoint's recognizers
+    assert built_with("mask", {"steps": 0})["recognizers"] == ["dlib_resnet"]
+    # weights τ are not part of the names (dlib_resnet:2 is dlib_resnet)
+    assert built_with("cloak", {"recognizer": "dlib_resnet:2,sface:0.5"})["recognizers"] == [
+        "dlib_resnet", "sface"]
+    assert built_with("mask", {"recognizer": "sface:2"})["recognizers"] == [
+        "dlib_resnet", "sface"]
     assert built_with("smna", {})["source"] == "the method's code; its checkpoint records none"
     assert access("sface", []) == BLACK_BOX
     # what a checkpoint config may record

@@ -24,10 +24,9 @@ if TYPE_CHECKING:
 
 WHITE_BOX, BLACK_BOX = "white-box", "black-box"
 # Methods whose shipped code or checkpoints use a recognizer without recording it in an option or
-# a checkpoint config: cloak attacks dlib's ResNet (no recognizer option yet), the shipped SMGG
-# checkpoints learnt dlib sensitivity maps, deid's projection (eq. 18–19) matches dlib ResNet
-# activations (jaxpriv/deid/project.py).
-BUILT_BY_CODE = {"cloak": ("dlib_resnet",), "smna": ("dlib_resnet",), "deid": ("dlib_resnet",)}
+# a checkpoint config: the shipped SMGG checkpoints learnt dlib sensitivity maps, deid's projection
+# (eq. 18–19) matches dlib ResNet activations (jaxpriv/deid/project.py).
+BUILT_BY_CODE = {"smna": ("dlib_resnet",), "deid": ("dlib_resnet",)}
 
 
 def recognizer_names(value: str | Sequence[str]) -> list[str]:
@@ -61,19 +60,31 @@ def _recorded(config: dict[str, Any]) -> list[str] | None:
     return None
 
 
+def _option_recognizers(method: str, opts: dict[str, Any]) -> list[str]:
+    """The names in the method's ``recognizer`` option (``NAME[:TAU][,NAME...]``, e.g. cloak's
+    attack, mask's steering) when the run uses it; mask with ``steps=0`` steers nothing."""
+    from jaxpriv.recognizers.ensemble import parse_spec
+
+    if not opts.get("recognizer") or (method == "mask" and opts.get("steps") == 0):
+        return []
+    return [name for name, _ in parse_spec(opts["recognizer"])]
+
+
 def built_with(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Which recognizers built ``method`` with ``options`` and where that is recorded:
-    the model's checkpoint config (smna, deid, mask), else the method's ``recognizer`` option
-    (e.g. cloak), else :data:`BUILT_BY_CODE`; none for the rest (blur, mosaic, solid, dppix).
+    """Which recognizers built ``method`` with ``options`` and where that is recorded: the
+    model's checkpoint config (smna, deid, mask) and the method's ``recognizer`` option (cloak,
+    mask: both count, e.g. mask's model trained on one and its pad steered against others), else
+    :data:`BUILT_BY_CODE`; none for the rest (blur, mosaic, solid, dppix).
     Returns ``{"recognizers": [...], "source": ...}``."""
     opts = get_method(method).in_effect(**options)
     path = model_dir(method, options)
-    recorded = _recorded(read_config(path)) if path is not None else None
-    if recorded:
-        return {"recognizers": recorded, "source": f"the checkpoint config of {shown(path)}"}
-    if opts.get("recognizer"):
-        return {"recognizers": recognizer_names(opts["recognizer"]),
-                "source": "the method's recognizer option"}
+    recorded = (_recorded(read_config(path)) if path is not None else None) or []
+    option = _option_recognizers(method, opts)
+    sources = ([f"the checkpoint config of {shown(path)}"] if recorded else []) + (
+        ["the method's recognizer option"] if option else [])
+    if sources:
+        return {"recognizers": list(dict.fromkeys([*recorded, *option])),
+                "source": " and ".join(sources)}
     if method == "deid" and opts.get("generator") == "mobilestylegan":
         return {"recognizers": [], "source": "no recognizer used (LPIPS-VGG projection)"}
     if method in BUILT_BY_CODE:
