@@ -33,13 +33,17 @@ COMMAND = "python -m experiments.main --config experiments/configs/transfer.py -
 
 
 def _settings(config: ml_collections.ConfigDict, method: str, dataset: str) -> dict[str, Any]:
-    """What a per-run report must match to be reused."""
+    """What a per-run report must match to be reused (``built_with``: a report labelled
+    white-box / black-box by an older rule is measured again, not reused)."""
+    from jaxpriv.eval.transfer import built_with
     from jaxpriv.methods import get_method
 
+    options = get_method(method).defaults()
     return {"method": method, "data": config[f"{dataset}_dir"],
             "recognizers": list(config.recognizers), "max_per_identity": config.max_per_identity,
             "detector": config.detector, "split": config.split, "seed": config.seed,
-            "options": json.loads(json.dumps(get_method(method).defaults()))}
+            "options": json.loads(json.dumps(options)),
+            "built_with": built_with(method, options)}
 
 
 def _matches(report: dict[str, Any], want: dict[str, Any]) -> bool:
@@ -48,7 +52,9 @@ def _matches(report: dict[str, Any], want: dict[str, Any]) -> bool:
             "max_per_identity": report.get("max_per_identity"),
             "detector": report.get("detector"),
             "split": report.get("split", {}).get("identity_split"), "seed": report.get("seed"),
-            "options": report["results"][0]["options"] if report.get("results") else None}
+            "options": report["results"][0]["options"] if report.get("results") else None,
+            "built_with": (report["per_recognizer"][0]["results"][0]["built_with"]
+                           if report.get("per_recognizer") else None)}
     return have == want
 
 

@@ -184,3 +184,26 @@ def test_eval_recognizer_is_the_methods_option_and_recognizers_measure(tmp_path:
                "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "--recognizers" in err and "Traceback" not in err
+
+
+def test_transfer_rerun_does_not_reuse_a_report_labelled_by_an_older_rule(tmp_path: Path) -> None:
+    """A per-run report in the workdir is reused only when its white-box / black-box labels
+    (``built_with``) are what the current rule gives: mask's report labelled "built with
+    dlib_resnet" (SFace black-box, before the steering option counted) is not reused."""
+    from experiments.configs.transfer import get_config
+    from experiments.transfer import _settings, run_one
+
+    config = get_config()
+    config.reuse_only = True
+    want = _settings(config, "mask", "glint")
+    built = {"recognizers": ["dlib_resnet"], "source": "the checkpoint config of x"}
+    report = {"method": "mask", "data": want["data"], "recognizers": want["recognizers"],
+              "max_per_identity": want["max_per_identity"], "detector": want["detector"],
+              "split": {"identity_split": want["split"]}, "seed": want["seed"],
+              "results": [{"options": want["options"]}],
+              "per_recognizer": [{"results": [{"built_with": built}]}]}
+    (tmp_path / "mask_glint.json").write_text(json.dumps(report))
+    assert "not_run" in run_one(config, tmp_path, "mask", "glint")
+    report["per_recognizer"][0]["results"][0]["built_with"] = want["built_with"]
+    (tmp_path / "mask_glint.json").write_text(json.dumps(report))
+    assert run_one(config, tmp_path, "mask", "glint") == report
