@@ -26,7 +26,7 @@ from experiments.results_io import write_results
 from jaxpriv.baselines import BUDGET_VIEWS, dssim
 from jaxpriv.data.splits import identity_split
 from jaxpriv.eval.protocol import list_identities
-from jaxpriv.faces import detect_faces, extract_chips
+from jaxpriv.faces import detect_faces, extract_chips, largest_face
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.io import load_image
 from jaxpriv.machine import machine_description
@@ -42,10 +42,9 @@ def face_photo(path: Path) -> tuple[np.ndarray, Any] | None:
     if image.shape[0] == image.shape[1] == 112:
         photo, face = photo_from_aligned_crop(image, detector="yunet")
     else:
-        photo, faces = image, detect_faces(image, detector="yunet")
-        if not faces:
+        photo, face = image, largest_face(detect_faces(image, detector="yunet"))
+        if face is None:
             return None
-        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
     return photo, pin_face(photo, face)
 
 

@@ -28,20 +28,12 @@ from jaxpriv.faces import detect_faces
 from jaxpriv.faces.detect import YUNET_AUTO_SIDE
 from jaxpriv.io import load_image
 from jaxpriv.machine import cpu_model
+from jaxpriv.tracking import iou
 
 
 def _setting(text: str) -> tuple[str, int | None]:
     detector, upsample = text.split(":")
     return detector, None if upsample == "auto" else int(upsample)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two (left, top, right, bottom) boxes, right/bottom inclusive."""
-    w = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    h = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    inter = max(w, 0.0) * max(h, 0.0)
-    area = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return float(inter / (area - inter))
 
 
 def _contains(box: np.ndarray, point: np.ndarray) -> bool:
@@ -71,7 +63,7 @@ def celeba_recall(config: ml_collections.ConfigDict) -> dict:
         centre = (label[:2] + label[2:]) / 2
         for s in config.settings:
             boxes = _detect(image, s, config)
-            ious = [_iou(b, label) for b in boxes]
+            ious = [iou(b, label) for b in boxes]
             by_iou = any(v >= config.min_iou for v in ious)
             by_centre = any(_contains(b, centre) for b in boxes)
             r = out[s]
@@ -104,10 +96,10 @@ def scene_recall(config: ml_collections.ConfigDict) -> list[dict]:
                "found": {}, "missed": {}, "false_alarms": {}}
         for s in config.settings:
             boxes = _detect(image, s, config)
-            hit = [any(_iou(b, t) >= config.min_iou for b in boxes) for t in truth]
+            hit = [any(iou(b, t) >= config.min_iou for b in boxes) for t in truth]
             row["found"][s] = sum(hit)
             row["missed"][s] = [t.tolist() for t, h in zip(truth, hit, strict=True) if not h]
-            row["false_alarms"][s] = sum(not any(_iou(b, t) >= config.min_iou for t in truth)
+            row["false_alarms"][s] = sum(not any(iou(b, t) >= config.min_iou for t in truth)
                                          for b in boxes)
         photos.append(row)
     return photos

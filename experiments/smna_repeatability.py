@@ -13,17 +13,16 @@ first two photos: photo 1 is the portrait (reference embedding of its chip), pho
 
 from __future__ import annotations
 
-import io
 import itertools
 import sys
 from pathlib import Path
 
 import ml_collections
 import numpy as np
-from PIL import Image
 from scipy.stats import spearmanr
 
 from experiments.results_io import write_results
+from jaxpriv.eval.protocol import jpeg
 from jaxpriv.machine import machine_description
 
 VARIANTS = ("flip", "shift", "jpeg")
@@ -32,12 +31,6 @@ VARIANTS = ("flip", "shift", "jpeg")
 def _shifted(photo: np.ndarray) -> np.ndarray:
     """The photo moved one pixel right (first column repeated)."""
     return np.concatenate([photo[:, :1], photo[:, :-1]], axis=1)
-
-
-def _jpeg(photo: np.ndarray, quality: int) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(photo).save(buf, format="JPEG", quality=quality)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
@@ -68,7 +61,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         portrait, photo = (load_image(root / name / f) for f in files[:2])
         ref_face = central_face(portrait, config.detector)
         variants = {"x": photo, "shift": _shifted(photo),
-                    "jpeg": _jpeg(photo, config.jpeg_quality)}
+                    "jpeg": jpeg(photo, config.jpeg_quality)}
         smna = {k: smna_image(v) for k, v in variants.items()}
         if ref_face is None or any(v is None for v in smna.values()):
             continue

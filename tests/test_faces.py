@@ -109,6 +109,18 @@ def test_require_one_face_uses_the_default_detector(monkeypatch) -> None:
     assert seen == [DEFAULT_DETECTOR] == ["yunet"]
 
 
+def test_largest_face_is_the_one_every_caller_picks() -> None:
+    """One rule for "the face of a photo" (require_one_face, eval's prepare, experiments)."""
+    from jaxpriv.faces import Face, largest_face
+
+    lm = np.zeros((5, 2))
+    small, big, tall = (Face((0, 0, 10, 10), lm), Face((5, 5, 40, 30), lm),
+                        Face((0, 0, 5, 200), lm))
+    assert largest_face([small, tall, big]) is tall
+    assert largest_face([small, big]) is big
+    assert largest_face([]) is None
+
+
 def test_aligned_crops_give_valid_chips(shared_data) -> None:
     """Pre-aligned 112×112 glint crops: same person < 0.6 ≤ different people."""
     names = sorted(p.name for p in GLINT.iterdir())[:4]

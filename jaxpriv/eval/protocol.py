@@ -54,12 +54,20 @@ from jaxpriv.data.splits import identity_split as split_of_identity
 from jaxpriv.errors import JaxprivError
 from jaxpriv.eval.models import model_dir, shown
 from jaxpriv.eval.transfer import built_with, load_recognizers, recognizer_section
-from jaxpriv.faces import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces, extract_chips
+from jaxpriv.faces import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    Face,
+    detect_faces,
+    extract_chips,
+    largest_face,
+)
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.io import IMAGE_EXTENSIONS, load_image
 from jaxpriv.machine import machine_description
 from jaxpriv.methods import ProtectFn, get_method
 from jaxpriv.protect import image_key
+from jaxpriv.tracking import iou
 
 FAR_TARGETS = (1e-2, 1e-3)
 JPEG_QUALITY = 75
@@ -131,9 +139,9 @@ def prepare(path: Path, alignment: Any, aligned_crops: bool | None,
     else:
         photo = image
         faces = detect_faces(photo, detector=detector)
-        if not faces:
+        face = largest_face(faces)
+        if face is None:
             raise JaxprivError(f"{path}: no face found")
-        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
     chips, _ = extract_chips(photo, [face], alignment)
     return Prepared(photo, faces, face, chips[0], crop)
 
@@ -159,19 +167,11 @@ def down_up(image: np.ndarray, factor: float = RESIZE_FACTOR) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
-    inter = ix * iy
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
-
-
 def face_detected(photo: np.ndarray, face: Face, crop: bool,
                   detector: str = DEFAULT_DETECTOR) -> bool:
     """Does ``detector`` find a face overlapping ``face`` (IoU ≥ ``DETECT_IOU``)?"""
     found = detect_faces(photo, upsample=0 if crop else None, detector=detector)
-    return any(_iou(f.box, face.box) >= DETECT_IOU for f in found)
+    return any(iou(f.box, face.box) >= DETECT_IOU for f in found)
 
 
 def trained_on(method: str, options: dict[str, Any]) -> tuple[str, frozenset[str] | None] | None:

@@ -8,7 +8,7 @@ from jaxpriv.faces.align import (
     paste_chip,
     require_one_face,
 )
-from jaxpriv.faces.detect import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces
+from jaxpriv.faces.detect import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces, largest_face
 
 __all__ = [
     "ALIGNMENTS",
@@ -19,6 +19,7 @@ __all__ = [
     "chips_from_aligned_crops",
     "detect_faces",
     "extract_chips",
+    "largest_face",
     "paste_chip",
     "require_one_face",
 ]

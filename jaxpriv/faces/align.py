@@ -29,6 +29,7 @@ from jaxpriv.faces.detect import (
     check_image,
     detect_faces,
     landmarks_in_box,
+    largest_face,
 )
 
 CHIP_SIZE = 150
@@ -275,7 +276,7 @@ def chips_from_aligned_crops(
 
 def require_one_face(image: np.ndarray, name: str, detector: str = DEFAULT_DETECTOR) -> Face:
     """The single (largest) face of a photo, or a clear error naming the photo."""
-    faces = detect_faces(image, detector=detector)
-    if not faces:
+    face = largest_face(detect_faces(image, detector=detector))
+    if face is None:
         raise JaxprivError(f"{name}: no face found")
-    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    return face

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+from collections.abc import Sequence
 
 import cv2
 import dlib
@@ -170,3 +171,8 @@ def detect_faces(
         faces = _detect_yunet(image, int(upsample), float(score_threshold), float(nms_threshold),
                               int(top_k))
     return sorted(faces, key=lambda f: f.box[0])
+
+
+def largest_face(faces: Sequence[Face]) -> Face | None:
+    """The face with the largest box area (the first of equals), ``None`` if there is none."""
+    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
