@@ -15,7 +15,6 @@ import csv
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from experiments.results_io import write_results
+from experiments.results_io import recorded_command, write_results
 from jaxpriv.faces import detect_faces
 from jaxpriv.faces.detect import YUNET_AUTO_SIDE
 from jaxpriv.io import load_image
@@ -115,7 +114,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
               "score_threshold": config.score_threshold, "nms_threshold": config.nms_threshold}
     result.update(
         seconds=round(time.time() - start, 1),
-        command=" ".join(["python -m experiments.main", *sys.argv[1:]]),
+        command=recorded_command(),
         machine=f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores",
     )
     write_results(config, result, _markdown(result))

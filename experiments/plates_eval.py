@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from experiments.results_io import recorded_command
 from jaxpriv import metrics
 from jaxpriv.baselines import pixelate
 from jaxpriv.deid import plates as P
@@ -219,7 +219,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         "config": config.to_dict(),
         "exact_check_max_diff": check,
         "seconds": round(time.time() - start, 1),
-        "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
+        "command": recorded_command(),
         "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores",
     }
     Path(config.out_json).parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
+from experiments.results_io import recorded_command
 from jaxpriv.machine import machine_description
 
 
@@ -119,7 +120,7 @@ def linear_vs_exact(config: ml_collections.ConfigDict, out: Path) -> dict:
             "linear_seconds_per_map": seconds / n,
             "max_clean_distance_diff": float(np.abs(d0 - data["clean_distance"][:n]).max()),
         }
-    result.update(command=_command(), machine=machine_description(), maps_dir=str(out),
+    result.update(command=recorded_command(), machine=machine_description(), maps_dir="DIR",
                   files=[str(f) for f in data["filename"][:n]])
     md = _markdown(result)
     Path(config.results_md).parent.mkdir(parents=True, exist_ok=True)

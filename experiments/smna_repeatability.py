@@ -14,14 +14,13 @@ first two photos: photo 1 is the portrait (reference embedding of its chip), pho
 from __future__ import annotations
 
 import itertools
-import sys
 from pathlib import Path
 
 import ml_collections
 import numpy as np
 from scipy.stats import spearmanr
 
-from experiments.results_io import write_results
+from experiments.results_io import recorded_command, write_results
 from jaxpriv.eval.protocol import jpeg
 from jaxpriv.machine import machine_description
 
@@ -88,7 +87,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                 for smna_images in [[im[k] for k in keys] for im in images]]
             for v in ("shift", "jpeg")}
     result = {
-        "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
+        "command": recorded_command(),
         "machine": machine_description(), "recognizer": config.recognizer,
         "image_size": config.image_size, "color": "black", "split": config.split,
         "detector": config.detector, "jpeg_quality": config.jpeg_quality, "faces": faces,

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.spatial.distance import pdist, squareform
 from tqdm import tqdm
 
-from experiments.results_io import write_results
+from experiments.results_io import recorded_command, write_results
 from jaxpriv import metrics
 from jaxpriv.data.identity_faces import list_identity_images
 from jaxpriv.errors import JaxprivError
@@ -179,7 +179,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None) -> dict:
     start = time.time()
     recs = [load_recognizer(name) for name in config.recognizers]
     result = {
-        "command": (" ".join(["python -m experiments.main", *sys.argv[1:]])
+        "command": (recorded_command()
                     if Path(sys.argv[0]).name == "main.py" else COMMAND),
         "machine": machine_description(),
         "max_per_identity": config.max_per_identity, "max_identities": config.max_identities,
