@@ -121,6 +121,21 @@ def test_largest_face_is_the_one_every_caller_picks() -> None:
     assert largest_face([]) is None
 
 
+def test_every_detector_flag_is_checked_by_one_rule() -> None:
+    """detect_faces, eval and video options refuse an unknown detector with the same one-line
+    error, before any work."""
+    from jaxpriv.eval import evaluate
+    from jaxpriv.faces.detect import check_detector
+    from jaxpriv.video import VideoOptions
+
+    assert check_detector("hog") == "hog"
+    for call in (lambda: check_detector("cnn"), lambda: VideoOptions(detector="cnn"),
+                 lambda: evaluate("no/such/folder", "blur", detector="cnn")):
+        with pytest.raises(JaxprivError, match=r"^unknown face detector 'cnn' \(choose: hog, "
+                           r"yunet\)$"):
+            call()
+
+
 def test_aligned_crops_give_valid_chips(shared_data) -> None:
     """Pre-aligned 112×112 glint crops: same person < 0.6 ≤ different people."""
     names = sorted(p.name for p in GLINT.iterdir())[:4]

@@ -56,13 +56,13 @@ from jaxpriv.eval.models import model_dir, shown
 from jaxpriv.eval.transfer import built_with, load_recognizers, recognizer_section
 from jaxpriv.faces import (
     DEFAULT_DETECTOR,
-    DETECTORS,
     Face,
     detect_faces,
     extract_chips,
     largest_face,
 )
 from jaxpriv.faces.align import photo_from_aligned_crop
+from jaxpriv.faces.detect import check_detector
 from jaxpriv.io import IMAGE_EXTENSIONS, load_image
 from jaxpriv.machine import machine_description
 from jaxpriv.methods import ProtectFn, get_method
@@ -254,8 +254,7 @@ def evaluate(
 
     spec = get_method(method)
     option_sets = list(option_sets) if option_sets else [{}]
-    if detector not in DETECTORS:
-        raise JaxprivError(f"--detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
+    check_detector(detector)
     protects: list[ProtectFn] = [spec.make(**o) for o in option_sets]
     built = [built_with(spec.name, o) for o in option_sets]
     recs = load_recognizers(recognizer, weights)

@@ -138,6 +138,14 @@ def _detect_yunet(image: np.ndarray, upsample: int, score_threshold: float,
     return faces
 
 
+def check_detector(detector: str) -> str:
+    """``detector`` if it is one of :data:`DETECTORS`, else a one-line :class:`JaxprivError`
+    (callers that load weights or read files first check before any work)."""
+    if detector not in DETECTORS:
+        raise JaxprivError(f"unknown face detector {detector!r} (choose: {', '.join(DETECTORS)})")
+    return detector
+
+
 def detect_faces(
     image: np.ndarray,
     upsample: int | None = None,
@@ -156,8 +164,7 @@ def detect_faces(
     ``detector="hog"``: dlib's frontal HOG detector, ``upsample`` pyramid levels (default 1, as
     dlib's, finds faces down to ~40 px); the three YuNet settings are ignored."""
     image = check_image(image)
-    if detector not in DETECTORS:
-        raise JaxprivError(f"unknown face detector {detector!r} (choose: {', '.join(DETECTORS)})")
+    check_detector(detector)
     if detector == "hog":
         faces = _detect_hog(image, 1 if upsample is None else upsample)
     else:

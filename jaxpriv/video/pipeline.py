@@ -38,8 +38,8 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxpriv.errors import JaxprivError
-from jaxpriv.faces import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces
-from jaxpriv.faces.detect import landmarks_in_box
+from jaxpriv.faces import DEFAULT_DETECTOR, Face, detect_faces
+from jaxpriv.faces.detect import check_detector, landmarks_in_box
 from jaxpriv.io.messages import reason
 from jaxpriv.io.paths import is_stream, stream_name
 from jaxpriv.methods import ProtectFn
@@ -85,9 +85,7 @@ class VideoOptions:
         for flag, (rule, value, ok) in problems.items():
             if not ok:
                 raise JaxprivError(f"{flag} {rule}, got {value}")
-        if self.detector not in DETECTORS:
-            raise JaxprivError(f"--detector must be one of {', '.join(DETECTORS)}, "
-                               f"got {self.detector!r}")
+        check_detector(self.detector)
         if self.end is not None and self.end <= (self.start or 0.0):
             raise JaxprivError(f"--end ({self.end}) must be after --start ({self.start or 0})")
 
