@@ -384,7 +384,7 @@ def _check_recognizers(spec: str) -> str | None:
 RECOGNIZER = Option("recognizer", str, "dlib_resnet", "recognizer(s) the method is built on: "
                     "NAME[:TAU][,NAME...]; more than one = an ensemble (losses in units of each "
                     "threshold, weights TAU)", check=_check_recognizers)
-"""The ``--recognizer`` method option (cloak, deid), checked without loading weights."""
+"""The cloak's ``--recognizer`` option, checked without loading weights."""
 
 
 register_method(MethodSpec("cloak", "feature-space cloak toward a far identity (Fawkes-like)",

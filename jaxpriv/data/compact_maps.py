@@ -51,8 +51,9 @@ def image_sha256(images: np.ndarray) -> np.ndarray:
 def export_compact(shards_dir: str | os.PathLike[str], compact_dir: str | os.PathLike[str],
                    max_bytes: int = 40_000_000) -> dict[str, Any]:
     """Write the compact copy of every finished shard of ``shards_dir`` not yet in
-    ``compact_dir`` (and the manifest). Refuses (before writing) if the compact directory would
-    exceed ``max_bytes``. Returns ``{"shards": {split: n}, "new": n, "bytes": total}``."""
+    ``compact_dir`` (and the manifest). Refuses if the compact directory would then exceed
+    ``max_bytes``: the new shards are written, measured and removed again (the manifest stays).
+    Returns ``{"shards": {split: n}, "new": n, "bytes": total}``."""
     src, dst = Path(shards_dir), Path(compact_dir)
     manifest = read_manifest(src)
     if (dst / MANIFEST).is_file() and read_manifest(dst) != manifest:
@@ -61,7 +62,6 @@ def export_compact(shards_dir: str | os.PathLike[str], compact_dir: str | os.Pat
             if not (dst / split / p.name).exists()]
     dst.mkdir(parents=True, exist_ok=True)
     write_manifest(dst, manifest)
-    new_bytes = 0
     staged = []
     for split, path in todo:
         shard = read_shard(path)
@@ -73,7 +73,6 @@ def export_compact(shards_dir: str | os.PathLike[str], compact_dir: str | os.Pat
     for target, arrays in staged:
         target.parent.mkdir(exist_ok=True)
         write_npz_atomic(target, arrays, compress=True)
-        new_bytes += target.stat().st_size
     total = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
     if total > max_bytes:
         for target, _ in staged:

@@ -42,7 +42,6 @@ def split_identities(names: Iterable[str]) -> dict[str, list[str]]:
     return out
 
 
-
 def in_split(names: Iterable[str], split: str) -> np.ndarray:
     """Boolean mask: which of ``names`` (one per example) belong to identities of ``split``."""
     if split not in SPLITS:

@@ -30,7 +30,7 @@ def model_dir(method: str, options: dict[str, Any]) -> Path | None:
     return None
 
 
-def shown(path: Path) -> str:
+def cwd_relative(path: Path) -> str:
     """``path`` relative to the working directory when it is inside it (no home paths in
     committed reports)."""
     try:

@@ -52,7 +52,7 @@ from jaxpriv.checkpoints import read_config
 from jaxpriv.data.splits import SPLITS
 from jaxpriv.data.splits import identity_split as split_of_identity
 from jaxpriv.errors import JaxprivError
-from jaxpriv.eval.models import model_dir, shown
+from jaxpriv.eval.models import cwd_relative, model_dir
 from jaxpriv.eval.transfer import built_with, load_recognizers, recognizer_section
 from jaxpriv.faces import (
     DEFAULT_DETECTOR,
@@ -183,7 +183,7 @@ def trained_on(method: str, options: dict[str, Any]) -> tuple[str, frozenset[str
         return None
     config = read_config(path)
     names = config.get("train_identity_names", config.get("info", {}).get("train_identity_names"))
-    return shown(path), None if names is None else frozenset(names)
+    return cwd_relative(path), None if names is None else frozenset(names)
 
 
 def split_of(method: str, option_sets: Sequence[dict[str, Any]],

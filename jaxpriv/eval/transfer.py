@@ -16,7 +16,7 @@ import numpy as np
 from jaxpriv import metrics
 from jaxpriv.checkpoints import read_config
 from jaxpriv.errors import JaxprivError
-from jaxpriv.eval.models import model_dir, shown
+from jaxpriv.eval.models import cwd_relative, model_dir
 from jaxpriv.methods import get_method
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def built_with(method: str, options: dict[str, Any]) -> dict[str, Any]:
     path = model_dir(method, options)
     recorded = (_recorded(read_config(path)) if path is not None else None) or []
     option = _option_recognizers(method, opts)
-    sources = ([f"the checkpoint config of {shown(path)}"] if recorded else []) + (
+    sources = ([f"the checkpoint config of {cwd_relative(path)}"] if recorded else []) + (
         ["the method's recognizer option"] if option else [])
     if sources:
         return {"recognizers": list(dict.fromkeys([*recorded, *option])),

@@ -190,13 +190,11 @@ def pin_face(image: np.ndarray, face: Any) -> Any:
     :func:`jaxpriv.faces.extract_chips` would re-estimate them from dlib's 68 landmarks of
     whatever image it is given — an edited photo would then be cut at a moved geometry. Use the
     pinned face for every chip of an edited photo."""
-    import dataclasses as dc
-
     from jaxpriv.faces.detect import arcface_landmarks_in_box
 
     if face.arcface_landmarks is not None:
         return face
-    return dc.replace(face, arcface_landmarks=arcface_landmarks_in_box(image, face.box))
+    return dataclasses.replace(face, arcface_landmarks=arcface_landmarks_in_box(image, face.box))
 
 
 def clean_embeddings(ensemble: Ensemble, image: np.ndarray, face: Any) -> list[np.ndarray]:
