@@ -243,64 +243,39 @@ def sensitivity_maps(
     ``(N, D_i)`` array per member and ``affines`` ``(N, M, 2, 3)`` maps each member's chip
     pixels to SMNA image pixels (:func:`jaxpriv.recognizers.ensemble.chip_affines`); every
     member sees its own chip warped from the image, so the map is Σ τ_i·map_i/t_i."""
+    if method not in ("exact", "linear"):
+        raise JaxprivError(f"method must be 'exact' or 'linear', got {method!r}")
+    if chunk < 1 or images_per_device < 1:
+        raise JaxprivError("chunk and images_per_device must be >= 1")
+    x = as_float01(images)
     if isinstance(rec, Ensemble):
-        return _ensemble_maps(rec, images, ref_embeddings, affines, color, chunk, method, mesh,
-                              images_per_device)
-    if method not in ("exact", "linear"):
-        raise JaxprivError(f"method must be 'exact' or 'linear', got {method!r}")
-    if chunk < 1 or images_per_device < 1:
-        raise JaxprivError("chunk and images_per_device must be >= 1")
-    x = as_float01(images)
-    refs = np.asarray(ref_embeddings, np.float32)
-    if x.ndim != 4 or x.shape[-1] != 3 or refs.ndim != 2 or len(refs) != len(x):
-        raise JaxprivError(f"need images (N,H,W,3) and refs (N,D), got {x.shape}, {refs.shape}")
-    fn = _compiled((rec.apply, rec.input_size), chunk if method == "exact" else 0, method, mesh)
+        m = len(rec.members)
+        refs = [np.asarray(r, np.float32) for r in ref_embeddings]
+        if affines is None or np.shape(affines) != (len(x), m, 2, 3) or len(refs) != m \
+                or any(r.shape[0] != len(x) for r in refs):
+            raise JaxprivError(f"an ensemble of {m} needs {m} reference arrays (N, D_i) and "
+                               f"affines (N, {m}, 2, 3) for N = {len(x)} images")
+        model: tuple[Callable, int] | Ensemble = rec
+        per_image: Any = (tuple(refs), np.asarray(affines, np.float32))
+    else:
+        refs = np.asarray(ref_embeddings, np.float32)
+        if x.ndim != 4 or x.shape[-1] != 3 or refs.ndim != 2 or len(refs) != len(x):
+            raise JaxprivError(f"need images (N,H,W,3) and refs (N,D), got {x.shape}, "
+                               f"{refs.shape}")
+        model, per_image = (rec.apply, rec.input_size), refs
+    fn = _compiled(model, chunk if method == "exact" else 0, method, mesh)
     group = (1 if mesh is None else mesh.size) * images_per_device
     value = jnp.float32(noise_value(color))
     maps, d0 = [], []
     for start in range(0, len(x), group):
-        xb, rb = x[start : start + group], refs[start : start + group]
+        # this group's images and their references (arrays of N rows, or a pytree of them)
+        xb, rb = jax.tree.map(lambda a: a[start : start + group], (x, per_image))  # noqa: B023
         n = len(xb)
         if n < group:  # pad with copies of the last image (results dropped)
-            xb = np.concatenate([xb, np.repeat(xb[-1:], group - n, 0)])
-            rb = np.concatenate([rb, np.repeat(rb[-1:], group - n, 0)])
-        m, d = fn(rec.params, xb, rb, value)
-        maps.append(np.asarray(m)[:n])
-        d0.append(np.asarray(d)[:n])
-    if not maps:
-        return np.zeros((0, *x.shape[1:3]), np.float32), np.zeros((0,), np.float32)
-    return np.concatenate(maps).astype(np.float32), np.concatenate(d0).astype(np.float32)
-
-
-def _ensemble_maps(ens: Ensemble, images: np.ndarray, refs: Sequence[np.ndarray],
-                   affines: np.ndarray | None, color: str | float, chunk: int, method: str,
-                   mesh: Mesh | None, images_per_device: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`sensitivity_maps` of an ensemble (same batching, padding and sharding)."""
-    if method not in ("exact", "linear"):
-        raise JaxprivError(f"method must be 'exact' or 'linear', got {method!r}")
-    if chunk < 1 or images_per_device < 1:
-        raise JaxprivError("chunk and images_per_device must be >= 1")
-    x = as_float01(images)
-    m = len(ens.members)
-    refs = [np.asarray(r, np.float32) for r in refs]
-    if affines is None or np.shape(affines) != (len(x), m, 2, 3) or len(refs) != m \
-            or any(r.shape[0] != len(x) for r in refs):
-        raise JaxprivError(f"an ensemble of {m} needs {m} reference arrays (N, D_i) and affines "
-                           f"(N, {m}, 2, 3) for N = {len(x)} images")
-    affines = np.asarray(affines, np.float32)
-    fn = _compiled(ens, chunk if method == "exact" else 0, method, mesh)
-    group = (1 if mesh is None else mesh.size) * images_per_device
-    value = jnp.float32(noise_value(color))
-    maps, d0 = [], []
-    for start in range(0, len(x), group):
-        sl = slice(start, start + group)
-        xb, rb, ab = x[sl], tuple(r[sl] for r in refs), affines[sl]
-        n = len(xb)
-        if n < group:  # pad with copies of the last image (results dropped)
-            xb, rb, ab = jax.tree.map(
+            xb, rb = jax.tree.map(
                 lambda a: np.concatenate([a, np.repeat(a[-1:], group - n, 0)]),  # noqa: B023
-                (xb, rb, ab))
-        mb, d = fn(ens.params, xb, (rb, ab), value)
+                (xb, rb))
+        mb, d = fn(rec.params, xb, rb, value)
         maps.append(np.asarray(mb)[:n])
         d0.append(np.asarray(d)[:n])
     if not maps:
