@@ -131,8 +131,8 @@ def test_every_detector_flag_is_checked_by_one_rule() -> None:
     assert check_detector("hog") == "hog"
     for call in (lambda: check_detector("cnn"), lambda: VideoOptions(detector="cnn"),
                  lambda: evaluate("no/such/folder", "blur", detector="cnn")):
-        with pytest.raises(JaxprivError, match=r"^unknown face detector 'cnn' \(choose: hog, "
-                           r"yunet\)$"):
+        with pytest.raises(JaxprivError, match=r"^unknown face detector 'cnn' \(--detector: "
+                           r"choose hog or yunet\)$"):
             call()
 
 

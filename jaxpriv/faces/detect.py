@@ -142,7 +142,8 @@ def check_detector(detector: str) -> str:
     """``detector`` if it is one of :data:`DETECTORS`, else a one-line :class:`JaxprivError`
     (callers that load weights or read files first check before any work)."""
     if detector not in DETECTORS:
-        raise JaxprivError(f"unknown face detector {detector!r} (choose: {', '.join(DETECTORS)})")
+        raise JaxprivError(f"unknown face detector {detector!r} (--detector: choose "
+                           f"{' or '.join(DETECTORS)})")
     return detector
 
 
