@@ -33,17 +33,14 @@ COMMAND = "python -m experiments.main --config experiments/configs/transfer.py -
 
 
 def _settings(config: ml_collections.ConfigDict, method: str, dataset: str) -> dict[str, Any]:
-    """What a per-run report must match to be reused (``built_with``: a report labelled
-    white-box / black-box by an older rule is measured again, not reused)."""
-    from jaxpriv.eval.transfer import built_with
+    """What a per-run report must match to be reused (its white-box / black-box labels are
+    derived, not measured: :func:`relabel` redoes them by the current rule)."""
     from jaxpriv.methods import get_method
 
-    options = get_method(method).defaults()
     return {"method": method, "data": config[f"{dataset}_dir"],
             "recognizers": list(config.recognizers), "max_per_identity": config.max_per_identity,
             "detector": config.detector, "split": config.split, "seed": config.seed,
-            "options": json.loads(json.dumps(options)),
-            "built_with": built_with(method, options)}
+            "options": json.loads(json.dumps(get_method(method).defaults()))}
 
 
 def _matches(report: dict[str, Any], want: dict[str, Any]) -> bool:
@@ -52,10 +49,22 @@ def _matches(report: dict[str, Any], want: dict[str, Any]) -> bool:
             "max_per_identity": report.get("max_per_identity"),
             "detector": report.get("detector"),
             "split": report.get("split", {}).get("identity_split"), "seed": report.get("seed"),
-            "options": report["results"][0]["options"] if report.get("results") else None,
-            "built_with": (report["per_recognizer"][0]["results"][0]["built_with"]
-                           if report.get("per_recognizer") else None)}
+            "options": report["results"][0]["options"] if report.get("results") else None}
     return have == want
+
+
+def relabel(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with every white-box / black-box label (``built_with``, ``access``) given by
+    the current rule (:func:`jaxpriv.eval.transfer.built_with` of the method and the run's
+    options): a reused report measured before the rule changed is labelled like a new one."""
+    from jaxpriv.eval.transfer import access, built_with
+
+    out = json.loads(json.dumps(report))
+    for section in out.get("per_recognizer", []):
+        for res in section["results"]:
+            res["built_with"] = built_with(out["method"], res["options"])
+            res["access"] = access(section["recognizer"], res["built_with"]["recognizers"])
+    return out
 
 
 def run_one(config: ml_collections.ConfigDict, workdir: Path, method: str,
@@ -71,7 +80,7 @@ def run_one(config: ml_collections.ConfigDict, workdir: Path, method: str,
         report = json.loads(path.read_text())
         if _matches(report, want):
             print(f"{method} on {dataset}: reused {path}", flush=True)
-            return report
+            return relabel(report)
     if config.reuse_only:
         print(f"{method} on {dataset}: not run (reuse_only)", flush=True)
         return {"not_run": "no finished run in the workdir when the table was assembled"}

@@ -186,24 +186,32 @@ def test_eval_recognizer_is_the_methods_option_and_recognizers_measure(tmp_path:
     assert rc == 2 and "--recognizers" in err and "Traceback" not in err
 
 
-def test_transfer_rerun_does_not_reuse_a_report_labelled_by_an_older_rule(tmp_path: Path) -> None:
-    """A per-run report in the workdir is reused only when its white-box / black-box labels
-    (``built_with``) are what the current rule gives: mask's report labelled "built with
-    dlib_resnet" (SFace black-box, before the steering option counted) is not reused."""
+def test_transfer_relabels_a_reused_report_by_the_current_rule(tmp_path: Path) -> None:
+    """White-box / black-box labels are derived from the method and its options, not measured:
+    a reused per-run report labelled by an older rule (mask "built with dlib_resnet" only, SFace
+    black-box, before the steering option counted) comes back labelled by today's rule, its
+    measurements untouched."""
     from experiments.configs.transfer import get_config
     from experiments.transfer import _settings, run_one
 
     config = get_config()
     config.reuse_only = True
     want = _settings(config, "mask", "glint")
-    built = {"recognizers": ["dlib_resnet"], "source": "the checkpoint config of x"}
+    old = {"recognizers": ["dlib_resnet"], "source": "the checkpoint config of x"}
     report = {"method": "mask", "data": want["data"], "recognizers": want["recognizers"],
               "max_per_identity": want["max_per_identity"], "detector": want["detector"],
               "split": {"identity_split": want["split"]}, "seed": want["seed"],
               "results": [{"options": want["options"]}],
-              "per_recognizer": [{"results": [{"built_with": built}]}]}
+              "per_recognizer": [
+                  {"recognizer": r, "results": [{"options": want["options"], "built_with": old,
+                                                 "access": a, "hidden_of_matched": 3}]}
+                  for r, a in (("dlib_resnet", WHITE_BOX), ("sface", BLACK_BOX))]}
+    (tmp_path / "mask_glint.json").write_text(json.dumps(report))
+    got = run_one(config, tmp_path, "mask", "glint")
+    rows = [sec["results"][0] for sec in got["per_recognizer"]]
+    assert [r["access"] for r in rows] == [WHITE_BOX, WHITE_BOX]  # steered on both
+    assert all(r["built_with"]["recognizers"] == ["dlib_resnet", "sface"] for r in rows)
+    assert all(r["hidden_of_matched"] == 3 for r in rows)
+    report["recognizers"] = ["sface"]  # other measured settings: not reused
     (tmp_path / "mask_glint.json").write_text(json.dumps(report))
     assert "not_run" in run_one(config, tmp_path, "mask", "glint")
-    report["per_recognizer"][0]["results"][0]["built_with"] = want["built_with"]
-    (tmp_path / "mask_glint.json").write_text(json.dumps(report))
-    assert run_one(config, tmp_path, "mask", "glint") == report
