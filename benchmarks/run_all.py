@@ -104,18 +104,21 @@ def run(script: Path, full: bool, timeout: float, tmp: Path) -> dict[str, Any]:
     cmd = [sys.executable, str(script), "--json", str(out)]
     if not full and supports(script, "--quick"):
         cmd.append("--quick")
+    shown = " ".join(["python", f"benchmarks/{script.name}", "--json", f"DIR/{out.name}",
+                      *cmd[4:]])  # what the record says: no machine folders
     t0 = time.perf_counter()
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                              cwd=HERE.parent)
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s", "command": cmd,
+        return {"error": f"timed out after {timeout:.0f} s", "command": shown,
                 "seconds": time.perf_counter() - t0}
     seconds = time.perf_counter() - t0
     if res.returncode != 0 or not out.is_file():
         tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"error": f"exit {res.returncode}: {tail[0]}", "command": cmd, "seconds": seconds}
-    return {"data": json.loads(out.read_text()), "command": cmd, "seconds": seconds,
+        return {"error": f"exit {res.returncode}: {tail[0]}", "command": shown,
+                "seconds": seconds}
+    return {"data": json.loads(out.read_text()), "command": shown, "seconds": seconds,
             "stdout": res.stdout}
 
 
