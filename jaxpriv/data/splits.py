@@ -17,6 +17,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from jaxpriv.errors import JaxprivError
+
 SPLITS = ("train", "validation", "test")
 SALT = "0"
 TEST_BELOW = 0.2  # share of identities in test
@@ -45,5 +47,5 @@ def split_identities(names: Iterable[str]) -> dict[str, list[str]]:
 def in_split(names: Iterable[str], split: str) -> np.ndarray:
     """Boolean mask: which of ``names`` (one per example) belong to identities of ``split``."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}: one of {', '.join(SPLITS)}")
+        raise JaxprivError(f"unknown split {split!r}: one of {', '.join(SPLITS)}")
     return np.array([identity_split(str(n)) == split for n in names], dtype=bool)
