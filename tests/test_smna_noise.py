@@ -164,3 +164,85 @@ def test_cli_protect_changes_only_faces_and_copies_faceless(tmp_path, capsys) ->
     assert changed[footprint].mean() > 0.2
     np.testing.assert_array_equal(load_image(out / "wall.png"), load_image(src / "wall.png"))
     assert (src / "two_people.jpg").read_bytes() == (SAMPLES / "two_people.jpg").read_bytes()
+
+
+def _above_grid_nyquist(change: np.ndarray, cut: int = 32) -> np.ndarray:
+    """Share of a (N, S, S) change's energy (Hann-windowed spectrum) above ``cut`` cycles per
+    chip side in either axis: above the Nyquist frequency of a 64×64 grid, where bilinear
+    up-sampling of a 64×64 change puts its block pattern (creases at every grid line)."""
+    size = change.shape[-1]
+    w = np.hanning(size)
+    f = np.abs(np.fft.fft2(change * (w[:, None] * w[None, :]))) ** 2
+    k = np.abs(np.fft.fftfreq(size) * size)
+    high = (k[:, None] > cut) | (k[None, :] > cut)
+    return f[..., high].sum(-1) / f.sum((-2, -1))
+
+
+def test_default_change_has_no_block_pattern(tiny_checkpoint: str) -> None:
+    """The default application carries (almost) no energy above the 64-grid's Nyquist frequency
+    on the chip; the first implementation's bilinear 64×64 change put ~20 % there for this
+    generator's maps (no blotches is a property of the default, whatever G(x) looks like)."""
+    from jaxpriv.faces import detect_faces, extract_chips
+    from jaxpriv.smna.sensitivity import to_smna_image
+    from jaxpriv.smna.smgg import load_generator
+
+    image = rgb(SAMPLES / "obama.jpg")
+    chips, _ = extract_chips(image, detect_faces(image))
+    generator, _ = load_generator(tiny_checkpoint)
+    grey = np.full_like(chips, 128)  # no clipping: the change is out − 128
+    out = noise.protect_chips(generator, grey, 500.0, image64=to_smna_image(chips))
+    change = np.asarray(out)[..., 0] - 128.0
+    assert np.abs(change).max() > 1.0  # the test measures a real change
+    assert _above_grid_nyquist(change).max() < 0.02
+    old = noise.protect_chips(generator, grey, 500.0, image64=to_smna_image(chips),
+                              resolution="map", smoothing=0.0)
+    assert _above_grid_nyquist(np.asarray(old)[..., 0] - 128.0).min() > 0.05  # the old way
+
+
+def test_face_resolution_budget_sign_and_old_way() -> None:
+    """Full-resolution change: its norm on the 64-grid is δ (L2 ·64/S, L1 ·(64/S)²), it is the
+    bicubic smoothed map times −level for black noise; ``resolution="map"`` is the first
+    implementation exactly."""
+    g = np.random.default_rng(1).normal(size=(2, 64, 64)).astype(np.float32)
+    d = np.asarray(noise.chip_change(g, 150, 1000.0, "black", resolution="face", smoothing=1.0))
+    np.testing.assert_allclose(np.sqrt((d ** 2).sum((1, 2))) * 64 / 150, 1000.0, rtol=1e-4)
+    d1 = np.asarray(noise.chip_change(g, 150, 1000.0, "white", norm="l1", smoothing=1.0))
+    np.testing.assert_allclose(np.abs(d1).sum((1, 2)) * (64 / 150) ** 2, 1000.0, rtol=1e-4)
+    w = np.asarray(jax.image.resize(noise.smooth_map(noise.noise_map(g), 1.0), (2, 150, 150),
+                                    "cubic"))
+    assert all(np.corrcoef(d[i].ravel(), w[i].ravel())[0, 1] < -0.9999 for i in range(2))
+    assert all(np.corrcoef(d1[i].ravel(), w[i].ravel())[0, 1] > 0.9999 for i in range(2))
+    old = noise.upsample_delta(noise.noise_delta(g, 1000.0, "black"), 150)
+    np.testing.assert_array_equal(
+        noise.chip_change(g, 150, 1000.0, "black", resolution="map", smoothing=0.0), old)
+    blurred = np.asarray(noise.smooth_map(jnp.asarray(g), 1.0))
+    assert blurred.std() < 0.5 * g.std()  # σ = 1 map px removes most pixel-level variation
+    np.testing.assert_allclose(noise.smooth_map(jnp.ones((64, 64)), 2.0), 1.0, rtol=1e-5)
+
+
+def test_face_region_confines_the_change(tiny_checkpoint: str) -> None:
+    """``noise_region="face"``: nothing moves outside the (feathered) hull of the 68 landmarks;
+    the whole-chip region moves more pixels; face region with the 64×64 change is refused."""
+    from jaxpriv.faces import detect_faces
+    from jaxpriv.faces.detect import landmarks68_in_box
+    from jaxpriv.methods import get_method
+    from jaxpriv.smna.method import REGION_FEATHER
+
+    image = rgb(SAMPLES / "obama.jpg")
+    faces = detect_faces(image)
+    face_out = get_method("smna").make(checkpoint=tiny_checkpoint, noise_region="face")(
+        image, faces, jax.random.key(0))
+    chip_out = get_method("smna").make(checkpoint=tiny_checkpoint, noise_region="chip")(
+        image, faces, jax.random.key(0))
+    moved = np.any(face_out != image, axis=-1)
+    assert 1000 < moved.sum() < np.any(chip_out != image, axis=-1).sum()
+    points = landmarks68_in_box(image, faces[0].box)
+    hull = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(points).astype(np.int32)), 1)
+    scale = (faces[0].box[2] - faces[0].box[0]) / 100  # photo px per chip px, generously
+    reach = int(np.ceil((4 * REGION_FEATHER + 3) * max(scale, 1.0)))
+    near = cv2.dilate(hull, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
+    assert not (moved & ~near).any()
+    with pytest.raises(JaxprivError, match="needs --noise-resolution face"):
+        get_method("smna").make(checkpoint=tiny_checkpoint, noise_resolution="map",
+                                noise_region="face")

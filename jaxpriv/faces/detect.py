@@ -96,12 +96,17 @@ def landmarks_in_box(image: np.ndarray, box: tuple[float, float, float, float]) 
     return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
 
 
+def landmarks68_in_box(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """dlib's 68 landmarks (68, 2) float (x, y) for the face inside ``box``."""
+    rect = dlib.rectangle(*(int(round(v)) for v in box))
+    return np.array([[q.x, q.y] for q in _shape68()(check_image(image), rect).parts()], np.float64)
+
+
 def arcface_landmarks_in_box(image: np.ndarray,
                              box: tuple[float, float, float, float]) -> np.ndarray:
     """The 5 ArcFace points (order of :class:`Face`) from dlib's 68 landmarks in ``box``: eye
     centres = means of points 36–41 and 42–47, nose tip = 30, mouth corners = 48 and 54."""
-    rect = dlib.rectangle(*(int(round(v)) for v in box))
-    p = np.array([[q.x, q.y] for q in _shape68()(check_image(image), rect).parts()], np.float64)
+    p = landmarks68_in_box(image, box)
     return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
 
 

@@ -22,15 +22,27 @@ Our reading, in units:
   away from black, which makes faces *easier* to recognise (kept for the ablation).
   ``sign="away"`` is the opposite of ``"toward"`` for either colour.
 
-The noise is computed at 64×64 (the resolution of Alg. 1 maps and of Table I) and applied to a
-150×150 dlib chip as a bilinearly up-sampled *delta*; :mod:`jaxpriv.smna.method` then pastes only
-that change back into the photo (:func:`jaxpriv.faces.paste_chip` with ``reference``), so the
-photo keeps its resolution. All functions here are pure JAX, jit- and vmap-able; leading axes are
-batch axes.
+How the change reaches the face (:func:`chip_change`; measured in
+``experiments/results/smna_visibility.md``):
+
+- ``resolution="map"`` (the first implementation): Alg. 3 at 64×64 (the resolution of Alg. 1
+  maps and of Table I), the change bilinearly up-sampled to the 150×150 chip. Bilinear
+  interpolation of a 64-grid leaves creases at every grid line: blotches, once a large face
+  magnifies them again.
+- ``resolution="face"`` (default): G(x) is only the *weights*; they are smoothed
+  (``smoothing`` = Gaussian σ in 64-map pixels), up-sampled bicubically to the chip and, with
+  ``region`` (a (S, S) mask, e.g. the landmark hull), confined to the face; Alg. 3's
+  normalisation is then done at the chip's resolution with δ rescaled to the 64-grid
+  (L2: ‖change‖₂·64/S = δ, the same RMS change δ/64 as at 64×64).
+
+:mod:`jaxpriv.smna.method` then pastes only the change back into the photo
+(:func:`jaxpriv.faces.paste_chip` with ``reference``), so the photo keeps its resolution. All
+functions here are pure JAX, jit- and vmap-able; leading axes are batch axes.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import jax
@@ -41,8 +53,12 @@ from jaxpriv.smna.smgg import Variables, generator_apply
 NoiseColor = Literal["black", "white"]
 Sign = Literal["toward", "literal", "away"]
 Norm = Literal["l1", "l2"]
+Resolution = Literal["map", "face"]
 NOISE_COLORS = ("black", "white")
 SIGNS = ("toward", "literal", "away")
+RESOLUTIONS = ("map", "face")
+DEFAULT_RESOLUTION: Resolution = "face"  # the ``smna`` method's defaults (smna_visibility.md)
+DEFAULT_SMOOTHING = 1.0
 
 
 def noise_map(g: jax.Array) -> jax.Array:
@@ -103,14 +119,60 @@ def upsample_delta(delta: jax.Array, size: int) -> jax.Array:
     return jax.image.resize(delta, (*delta.shape[:-2], size, size), "linear", antialias=False)
 
 
+def smooth_map(m: jax.Array, sigma: float) -> jax.Array:
+    """Gaussian blur (σ = ``sigma`` pixels, radius ⌈3σ⌉, reflected edges) over the last two axes
+    of ``m`` (..., H, W); σ = 0 returns ``m``."""
+    if sigma <= 0:
+        return jnp.asarray(m, jnp.float32)
+    r = int(math.ceil(3 * sigma))
+    taps = jnp.exp(-0.5 * (jnp.arange(-r, r + 1, dtype=jnp.float32) / sigma) ** 2)
+    taps = taps / taps.sum()
+    pad = [(0, 0)] * (m.ndim - 2) + [(r, r), (r, r)]
+    x = jnp.pad(jnp.asarray(m, jnp.float32), pad, mode="reflect")
+    h, w = m.shape[-2:]
+    x = sum(taps[i] * x[..., i:i + h, :] for i in range(2 * r + 1))
+    return sum(taps[i] * x[..., :, i:i + w] for i in range(2 * r + 1))
+
+
+def chip_change(g: jax.Array, size: int, noise_level: float | jax.Array,
+                noise: NoiseColor = "black", sign: Sign = "toward", norm: Norm = "l2",
+                resolution: Resolution = DEFAULT_RESOLUTION,
+                smoothing: float = DEFAULT_SMOOTHING,
+                region: jax.Array | None = None) -> jax.Array:
+    """The Alg. 3 change on a ``size``-px chip, float (N, size, size) grey levels, from G(x)
+    (N, 64, 64[, 1]). ``resolution="map"``: Alg. 3 at 64×64 (map smoothed by ``smoothing``
+    first), bilinearly up-sampled; ``"face"``: smoothed map up-sampled bicubically as weights,
+    times ``region`` (S, S) if given, normalised at the chip so that its norm on the 64-grid
+    (L2: ·64/S, L1: ·(64/S)²) is δ (module docstring)."""
+    src = smooth_map(noise_map(g), smoothing) if smoothing > 0 else g
+    if resolution == "map":
+        if region is not None:
+            raise ValueError("a face region needs resolution='face'")
+        return upsample_delta(noise_delta(src, noise_level, noise, sign, norm), size)
+    if resolution != "face":
+        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+    m = noise_map(src)
+    w = jax.image.resize(m, (*m.shape[:-2], size, size), "cubic", antialias=False)
+    if region is not None:
+        w = w * jnp.asarray(region, jnp.float32)
+    grid = (64 / size) if norm == "l2" else (64 / size) ** 2
+    size_ = (map_norm(w, norm) * grid)[..., None, None]
+    level = jnp.where(size_ > 0, noise_level / jnp.where(size_ > 0, size_, 1.0), 0.0)
+    return direction(noise, sign) * level * w
+
+
 def protect_chips(generator: Variables, chips: jax.Array, noise_level: float | jax.Array,
                   noise: NoiseColor = "black", sign: Sign = "toward", norm: Norm = "l2",
-                  *, image64: jax.Array) -> jax.Array:
+                  resolution: Resolution = DEFAULT_RESOLUTION,
+                  smoothing: float = DEFAULT_SMOOTHING, *, image64: jax.Array,
+                  region: jax.Array | None = None) -> jax.Array:
     """SMNA on aligned chips: uint8 (N, S, S, 3) → float32 (N, S, S, 3) in [0, 255]
-    (= chip + up-sampled Alg. 3 change of G(image64), clipped). ``generator`` = G's
+    (= chip + :func:`chip_change` of G(image64), clipped). ``generator`` = G's
     ``{"params", "batch_stats"}``; ``image64`` uint8 (N, 64, 64, 3) is G's input, made from the
-    chips as in training (:func:`jaxpriv.smna.sensitivity.to_smna_image`)."""
+    chips as in training (:func:`jaxpriv.smna.sensitivity.to_smna_image`); ``region`` optional
+    (N, S, S) weights in [0, 1] (``resolution="face"`` only)."""
     x = jnp.asarray(image64, jnp.float32) / 255.0
     g, _ = generator_apply(generator, x, train=False)
-    delta = upsample_delta(noise_delta(g, noise_level, noise, sign, norm), chips.shape[-2])
+    delta = chip_change(g, chips.shape[-2], noise_level, noise, sign, norm, resolution,
+                        smoothing, region)
     return jnp.clip(jnp.asarray(chips, jnp.float32) + delta[..., None], 0.0, 255.0)
