@@ -117,8 +117,11 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
     ens = steering.ensemble()
     out: list[np.ndarray] = []
     t0 = time.time()
+    batch = min(batch, len(probes))
     for i in range(0, len(probes), batch):
         chunk = probes[i:i + batch]
+        n = len(chunk)
+        chunk = chunk + chunk[-1:] * (batch - n)  # one batch shape: one compilation
         photos = np.stack([p for _, _, p, _ in chunk])
         masks, starts = [], []
         for j, (_, _, photo, face) in enumerate(chunk):
@@ -130,8 +133,8 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
         refs = [np.stack(r) for r in zip(*[[e for e in _clean(ens, p, f)]
                                             for _, _, p, f in chunk], strict=True)]
         low, _ = steer_batch(high, low, m, aff, refs, k, ens, steering.steps, steering.margin,
-                             steering.step)
-        out += list((high + low).astype(np.uint8))
+                             steering.step, steering.balance)
+        out += list((high + low).astype(np.uint8))[:n]
     return out, time.time() - t0
 
 
@@ -175,7 +178,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     if config.figure:
         figure(config.figure, model, config.figure_bits,
                Steering(config.runs[0][1], config.steps, config.margin, config.start,
-                        config.step))
+                        config.step, config.balance))
     recs = {n: load_recognizer(n) for n in config.recognizers}
     rows: list[dict] = []
 
@@ -183,7 +186,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         result = {
             "split": config.eval_split, "rows": rows, "model": model.fingerprint,
             "steps": config.steps, "margin": config.margin, "start": config.start,
-            "step": config.step,
+            "step": config.step, "balance": config.balance,
             "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
             "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, "
                        f"load average at end {os.getloadavg()[0]:.1f}",
@@ -207,7 +210,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             ref_emb[rn] = {i: e for i, e in zip(order, emb, strict=True)}
             clean[rn] = attacker_embeddings(rec, name, photos, faces)
         for k, sup in config.runs:
-            steering = Steering(sup, config.steps, config.margin, config.start, config.step)
+            steering = Steering(sup, config.steps, config.margin, config.start, config.step,
+                                config.balance)
             prot, seconds = protect_set(probes, model, k, steering, config.batch)
             pads = [p ^ q for p, q in zip(photos, prot, strict=True)]
             exact = sum(np.array_equal(restore_image(q, d), p)
@@ -312,7 +316,8 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         f"Mask model `{r['model']}` (template M); pad steered by at most {r['steps']} "
         f"signed-gradient steps of {r.get('step', 1)} grey level(s) inside the k-bit box, "
         "stopping once every "
-        f"recognizer of the superposition has d/t ≥ {r['margin']}; start: {r['start']}.",
+        f"recognizer of the superposition has d/t ≥ {r['margin']}; start: {r['start']}; "
+        f"per-recognizer gradients balanced: {r.get('balance', False)}.",
         "",
         "Definitions (paper, eq. 8): **T_o** = share of original probes matched to their own "
         "clean reference (distance < the recognizer's threshold); **F_c** = share of protected "
