@@ -307,7 +307,7 @@ def findings(r: dict) -> list[str]:
                    + "; ".join(f"{x['dataset']} {x['recognizer']} F_c {x['F_c']:.2f} "
                                f"(clean-accepted {x['F_c_given_accepted']:.2f}), SSIM "
                                f"{x['face_ssim']:.3f}" for x in both) + ".")
-    runs = {(x["dataset"], x["k"], x["superposition"], steering_label(x, r)): x
+    runs = {(x["dataset"], x["k"], x["superposition"], steering_label(x, r), x["n"]): x
             for x in rows}.values()
     out += [f"- Restores: {sum(x['exact_restores'] for x in runs)}/"
             f"{sum(x['n'] for x in runs)} exact from the stored pad (T_r = T_o when all are).",
@@ -359,7 +359,7 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
             f"{x['exact_restores']}/{x['n']} | {x['face_ssim']:.4f} ({x['face_ssim_min']:.4f}) | "
             f"{x['face_psnr']:.1f} | {x['pad_bytes_per_face']:.0f} | "
             f"{x['protect_seconds_per_face']:.1f} |")
-    lines += ["", "## Reading", ""] + findings(r)
+    lines += ["", "## Reading", ""] + findings(r) + [f"- {n}" for n in config.notes]
     lines += ["", "![original | protected | restored | amplified difference](mask.png)", "",
               f"`mask.png`: `jaxpriv/samples/two_people.jpg` at k = {config.figure_bits}: "
               "original | protected | restored | |protected − original| × 255/(2^k − 1); "
