@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -117,8 +118,11 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
     ens = steering.ensemble()
     out: list[np.ndarray] = []
     t0 = time.time()
+    batch = min(batch, len(probes))
     for i in range(0, len(probes), batch):
         chunk = probes[i:i + batch]
+        n = len(chunk)
+        chunk = chunk + chunk[-1:] * (batch - n)  # one batch shape: one compilation
         photos = np.stack([p for _, _, p, _ in chunk])
         masks, starts = [], []
         for j, (_, _, photo, face) in enumerate(chunk):
@@ -130,8 +134,8 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
         refs = [np.stack(r) for r in zip(*[[e for e in _clean(ens, p, f)]
                                             for _, _, p, f in chunk], strict=True)]
         low, _ = steer_batch(high, low, m, aff, refs, k, ens, steering.steps, steering.margin,
-                             steering.step)
-        out += list((high + low).astype(np.uint8))
+                             steering.step, steering.balance)
+        out += list((high + low).astype(np.uint8))[:n]
     return out, time.time() - t0
 
 
@@ -165,8 +169,14 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     logging.set_verbosity(logging.WARNING)
     if config.merge:  # one results file from runs done in parallel processes (their JSONs)
         parts = [json.loads(Path(p).read_text()) for p in config.merge]
+        for p in parts:  # rows of older files carry their steering only at the top level
+            for x in p["rows"]:
+                for key, default in (("steps", None), ("step", 1.0), ("margin", None),
+                                     ("balance", False)):
+                    x.setdefault(key, p.get(key, default))
         result = {**parts[0], "rows": [x for p in parts for x in p["rows"]],
-                  "command": " + ".join(p["command"] for p in parts),
+                  "command": " + ".join(re.sub(r"/(tmp|work|home)/[^\s,)\"']*", "DIR",
+                                               p["command"]) for p in parts),
                   "seconds": max(p["seconds"] for p in parts)}
         write_results(config, result, markdown(result, config))
         return result
@@ -175,7 +185,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     if config.figure:
         figure(config.figure, model, config.figure_bits,
                Steering(config.runs[0][1], config.steps, config.margin, config.start,
-                        config.step))
+                        config.step, config.balance))
     recs = {n: load_recognizer(n) for n in config.recognizers}
     rows: list[dict] = []
 
@@ -183,7 +193,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         result = {
             "split": config.eval_split, "rows": rows, "model": model.fingerprint,
             "steps": config.steps, "margin": config.margin, "start": config.start,
-            "step": config.step,
+            "step": config.step, "balance": config.balance,
             "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
             "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, "
                        f"load average at end {os.getloadavg()[0]:.1f}",
@@ -207,7 +217,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             ref_emb[rn] = {i: e for i, e in zip(order, emb, strict=True)}
             clean[rn] = attacker_embeddings(rec, name, photos, faces)
         for k, sup in config.runs:
-            steering = Steering(sup, config.steps, config.margin, config.start, config.step)
+            steering = Steering(sup, config.steps, config.margin, config.start, config.step,
+                                config.balance)
             prot, seconds = protect_set(probes, model, k, steering, config.batch)
             pads = [p ^ q for p, q in zip(photos, prot, strict=True)]
             exact = sum(np.array_equal(restore_image(q, d), p)
@@ -229,6 +240,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                 d_rest = d_clean if exact == len(probes) else np.full_like(d_clean, np.nan)
                 rows.append({
                     "dataset": name, "k": k, "superposition": sup, "recognizer": rn,
+                    "steps": config.steps, "step": config.step, "margin": config.margin,
+                    "balance": config.balance,
                     "box": "white" if rn in members else "black",
                     **_rates(d_clean, d_prot, d_rest, rec.threshold),
                     "shift_same_image": float(np.mean(np.linalg.norm(emb - clean[rn], axis=1))
@@ -279,27 +292,38 @@ def figure(path: str, model, k: int, steering: Steering) -> None:  # noqa: ANN00
 
 
 def findings(r: dict) -> list[str]:
-    """The interpretation, with this run's numbers."""
+    """The interpretation, with this run's numbers: per steering setting, whether dlib and SFace
+    (both white-box, k = 3) reach F_c ≥ 0.9 at mean face SSIM ≥ 0.97."""
     rows = r["rows"]
-    both = [x for x in rows if x["superposition"] == "dlib_resnet,sface" and x["k"] == 3]
-    reached = bool(both) and all(x["F_c"] >= 0.9 and x["face_ssim"] >= 0.97 for x in both)
-    runs = {(x["dataset"], x["k"], x["superposition"]): x for x in rows}.values()
-    out = [f"- **Target {'reached' if reached else 'not reached'}** (F_c ≥ 0.9 for dlib and for "
-           "SFace at face SSIM ≥ 0.97): k = 3, both white-box: " + "; ".join(
-               f"{x['dataset']} {x['recognizer']} F_c {x['F_c']:.2f} (clean-accepted "
-               f"{x['F_c_given_accepted']:.2f}), SSIM {x['face_ssim']:.3f}" for x in both)
-           + ".",
-           f"- Restores: {sum(x['exact_restores'] for x in runs)}/{sum(x['n'] for x in runs)} "
-           "exact from the stored pad (T_r = T_o when all are).",
-           "- Samples are small (n per row above; CPU time on a shared 2-core machine): treat "
-           "the rates as rough. Defaults were looked at on 6 + 6 validation probes only "
-           "([mask_validation.md](mask_validation.md) for \"zero\"; the \"generator\" run was "
-           "stopped after glint, its row read from its log): start from the original "
-           "(\"zero\") vs from the generator's pad, k = 3, glint: SFace F_c among "
-           "clean-accepted 0.25 vs 0.00, face SSIM 0.974 vs 0.966, so \"zero\" (the "
-           "generator's flips cost SSIM and did not help the steps). Step size, margin, τ and "
-           "the number of steps were not tuned."]
+    groups: dict[str, list[dict]] = {}
+    for x in rows:
+        if x["superposition"] == "dlib_resnet,sface" and x["k"] == 3:
+            groups.setdefault(steering_label(x, r), []).append(x)
+    out = []
+    for label, both in groups.items():
+        reached = all(x["F_c"] >= 0.9 and x["face_ssim"] >= 0.97 for x in both)
+        out.append(f"- **{label}: target {'reached' if reached else 'not reached'}** (F_c ≥ 0.9 "
+                   "for dlib and for SFace at face SSIM ≥ 0.97), k = 3, both white-box: "
+                   + "; ".join(f"{x['dataset']} {x['recognizer']} F_c {x['F_c']:.2f} "
+                               f"(clean-accepted {x['F_c_given_accepted']:.2f}), SSIM "
+                               f"{x['face_ssim']:.3f}" for x in both) + ".")
+    runs = {(x["dataset"], x["k"], x["superposition"], steering_label(x, r), x["n"]): x
+            for x in rows}.values()
+    out += [f"- Restores: {sum(x['exact_restores'] for x in runs)}/"
+            f"{sum(x['n'] for x in runs)} exact from the stored pad (T_r = T_o when all are).",
+            "- Samples are small (n per row above; CPU time on a shared 2-core machine): treat "
+            "the rates as rough. Settings are chosen on validation identities only "
+            "([mask_validation.md](mask_validation.md), the sweep), reported on test."]
     return out
+
+
+def steering_label(x: dict, r: dict) -> str:
+    """``"8×1, m 1.3, bal"`` for a row (its own settings, else the file's)."""
+    def get(key: str, default: object) -> object:
+        return x.get(key, r.get(key, default))
+
+    return (f"{get('steps', '?')}×{get('step', 1.0):g}, m {get('margin', '?'):g}"
+            + (", bal" if get("balance", False) else ""))
 
 
 def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
@@ -309,10 +333,11 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         "",
         f"Command: `{r['command']}`  ",
         f"Machine: {r['machine']}; wall time {r['seconds']} s.  ",
-        f"Mask model `{r['model']}` (template M); pad steered by at most {r['steps']} "
-        f"signed-gradient steps of {r.get('step', 1)} grey level(s) inside the k-bit box, "
-        "stopping once every "
-        f"recognizer of the superposition has d/t ≥ {r['margin']}; start: {r['start']}.",
+        f"Mask model `{r['model']}` (template M); start: {r['start']}. The pad is steered by "
+        "at most *steps* signed-gradient steps of *step* grey levels inside the k-bit box, "
+        "stopping once every recognizer of the superposition has d/t ≥ *margin* (the steering "
+        "column: steps × step, m margin; \"bal\": each recognizer's gradient scaled to unit "
+        "mean magnitude before the sign, so neither dominates).",
         "",
         "Definitions (paper, eq. 8): **T_o** = share of original probes matched to their own "
         "clean reference (distance < the recognizer's threshold); **F_c** = share of protected "
@@ -321,19 +346,20 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         "R(original)‖ / threshold. white: the recognizer is in the superposition; black: held "
         "out. SSIM/PSNR on the face box; key B/face: the sealed key file of a one-face photo.",
         "",
-        "| data | k | superposition | recognizer | box | n | T_o | F_c | T_r | r_s | F_c\\|acc "
-        "| shift | restores | face SSIM mean (min) | PSNR dB | key B/face | s/face |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data | k | superposition | steering | recognizer | box | n | T_o | F_c | T_r | r_s "
+        "| F_c\\|acc | shift | restores | face SSIM mean (min) | PSNR dB | key B/face | s/face |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["rows"]:
         lines.append(
-            f"| {x['dataset']} | {x['k']} | {x['superposition']} | {x['recognizer']} | "
+            f"| {x['dataset']} | {x['k']} | {x['superposition']} | {steering_label(x, r)} | "
+            f"{x['recognizer']} | "
             f"{x['box']} | {x['n']} | {x['T_o']:.3f} | {x['F_c']:.3f} | {x['T_r']:.3f} | "
             f"{x['r_s']:.3f} | {x['F_c_given_accepted']:.3f} | {x['shift_same_image']:.2f} | "
             f"{x['exact_restores']}/{x['n']} | {x['face_ssim']:.4f} ({x['face_ssim_min']:.4f}) | "
             f"{x['face_psnr']:.1f} | {x['pad_bytes_per_face']:.0f} | "
             f"{x['protect_seconds_per_face']:.1f} |")
-    lines += ["", "## Reading", ""] + findings(r)
+    lines += ["", "## Reading", ""] + findings(r) + [f"- {n}" for n in config.notes]
     lines += ["", "![original | protected | restored | amplified difference](mask.png)", "",
               f"`mask.png`: `jaxpriv/samples/two_people.jpg` at k = {config.figure_bits}: "
               "original | protected | restored | |protected − original| × 255/(2^k − 1); "

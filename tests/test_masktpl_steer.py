@@ -87,3 +87,26 @@ def test_steps_checked(steps: int) -> None:
 
     with pytest.raises(JaxprivError, match="--steps"):
         get_method("mask").make(steps=steps)
+
+
+def test_faces_of_another_size_share_one_compilation() -> None:
+    """Two faces whose working crops differ in size but fall in one bucket: the step loop is
+    traced and compiled once (issue 20: a compile per crop size cost minutes per face)."""
+    import cv2
+
+    image, faces = obama()
+    ens = load_ensemble("dlib_resnet")
+    small = cv2.resize(image, None, fx=0.85, fy=0.85, interpolation=cv2.INTER_AREA)
+    photos = [(image, faces[0]), (small, detect_faces(small)[0])]
+    sides = []
+    for photo, face in photos:
+        y0, y1, x0, x1 = steer.working_box(photo, face, ens, np.zeros(photo.shape[:2], bool))
+        sides.append(max(y1 - y0, x1 - x0))
+    assert sides[0] != sides[1] and steer.bucket(sides[0]) == steer.bucket(sides[1])
+    before = steer._steer._cache_size()
+    for photo, face in photos:
+        mask = np.zeros(photo.shape[:2], bool)
+        mask[int(face.box[1]):int(face.box[3]), int(face.box[0]):int(face.box[2])] = True
+        out, rel = steer.steer_face(photo, face, mask, photo, 2, ens, steps=1, margin=9.25)
+        assert np.all(np.abs(out.astype(int) - photo) < 4) and len(rel) == 1
+    assert steer._steer._cache_size() == before + 1

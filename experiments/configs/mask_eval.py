@@ -25,8 +25,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.margin = 1.3
     c.start = "zero"  # or "generator"
     c.step = 1.0  # grey levels per signed-gradient step
+    c.balance = False  # scale each recognizer's gradient to unit mean |g| before the sign
     c.batch = 8
     c.model_dir = ""  # '' = the shipped ckpt/mask_perturb_dlib (its template M)
+    c.notes = ()  # extra sentences for the Reading section (e.g. the choice a sweep made)
     c.merge = ()  # JSON files of runs split over processes: only merge them into out_*
     c.figure = "experiments/results/mask.png"  # '' = no figure
     c.figure_bits = 3

@@ -17,7 +17,8 @@ the smallest the steps find: at most ``steps``·``step`` grey levels, inside the
 
 Start: the original (``"zero"``: pad 0) or the trained generator's pad (``"generator"``).
 The face's working image is the photo's own pixel grid, an axis-aligned crop holding every
-member's chip (padded to a multiple of ``BUCKET`` px so few shapes compile).
+member's chip, padded to a square of one of a few fixed sides (:func:`bucket`) so that one
+compilation of the step loop (a single jitted ``lax.while_loop``) serves all faces of a bucket.
 """
 
 from __future__ import annotations
@@ -33,18 +34,21 @@ import numpy as np
 
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, extract_chips
+from jaxpriv.recognizers.base import embedding_distance
 from jaxpriv.recognizers.ensemble import (
     Ensemble,
     chip_affines,
     clean_embeddings,
     load_ensemble,
+    warp,
 )
 
-BUCKET = 32
+SIZES = (128, 192, 256, 384, 512, 768, 1024)
 DEFAULT_RECOGNIZERS = "dlib_resnet,sface"
 DEFAULT_STEPS = 8
 DEFAULT_MARGIN = 1.3
 DEFAULT_STEP = 1.0
+DEFAULT_BALANCE = False
 STARTS = ("zero", "generator")
 
 
@@ -60,6 +64,7 @@ class Steering:
     margin: float = DEFAULT_MARGIN
     start: str = "zero"
     step: float = DEFAULT_STEP
+    balance: bool = DEFAULT_BALANCE
 
     def ensemble(self) -> Ensemble:
         """The loaded (cached) ensemble of :attr:`recognizers`."""
@@ -89,70 +94,93 @@ def working_box(image: np.ndarray, face: Face, ensemble: Ensemble,
     return int(y0), int(y1), int(x0), int(x1)
 
 
-@functools.partial(jax.jit, static_argnames=("ensemble", "k", "margin"))
-def _step(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.Array,
-          mask: jax.Array, affines: jax.Array, refs: Sequence[jax.Array], k: int,
-          margin: float, step: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One signed-gradient step (``step`` grey levels) of l (float ``(N, H, W, 3)``) inside
-    [0, 2^k − 1] on ``mask``;
-    returns (next l, d_i/t_i ``(N, M)`` at the rounded current l)."""
-    thresholds = jnp.array([r.threshold for r in ensemble.members], jnp.float32)
+def bucket(n: int) -> int:
+    """The working side for a crop of ``n`` px: the next of :data:`SIZES` (beyond them, the next
+    multiple of 512), so one compiled step loop serves every face of that bucket."""
+    return next((s for s in SIZES if s >= n), -(-n // 512) * 512)
+
+
+@functools.partial(jax.jit, static_argnames=("ensemble", "k", "steps", "margin", "balance"))
+def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.Array,
+           mask: jax.Array, affines: jax.Array, refs: Sequence[jax.Array], k: int, steps: int,
+           margin: float, balance: bool, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The whole step loop as one ``lax.while_loop``: (final l, d_i/t_i ``(N, M)`` there)."""
     taus = jnp.asarray(ensemble.taus, jnp.float32)
 
-    def objective(lo: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def member(lo: jax.Array, i: int) -> jax.Array:
+        rec = ensemble.members[i]
         hard = lo + jax.lax.stop_gradient(jnp.round(lo) - lo)  # straight-through rounding
-        _, dists = ensemble.loss(params, (high + hard) / 255.0, affines, refs)
-        rel = jnp.stack(dists, axis=-1) / thresholds
-        return jnp.sum(taus * jnp.minimum(rel, margin)), rel
+        chip = warp((high + hard) / 255.0, affines[:, i], rec.input_size)
+        return embedding_distance(rec.apply(params[i], chip), refs[i]) / rec.threshold
 
-    grad, rel = jax.grad(objective, has_aux=True)(low)
-    return jnp.clip(low + step * mask * jnp.sign(grad), 0.0, float(2**k - 1)), rel
+    def evaluate(lo: jax.Array) -> tuple[jax.Array, jax.Array]:
+        rels, grad = [], jnp.zeros_like(lo)
+        for i in range(len(ensemble.members)):
+            rel, vjp = jax.vjp(lambda x, i=i: member(x, i), lo)
+            g = vjp((rel < margin).astype(lo.dtype) * taus[i])[0]  # 0 once past the margin
+            if balance:  # each member's gradient at unit mean |g|: neither dominates the sign
+                g = g / (jnp.mean(jnp.abs(g), axis=(1, 2, 3), keepdims=True) + 1e-20)
+            rels.append(rel)
+            grad = grad + g
+        return jnp.stack(rels, axis=-1), grad
+
+    def body(state: tuple) -> tuple:
+        i, lo, _, _ = state
+        rel, grad = evaluate(lo)  # measured at l; the last pass only measures
+        done = jnp.all(rel >= margin, axis=1)
+        moved = jnp.clip(lo + step * mask * jnp.sign(grad), 0.0, float(2**k - 1))
+        lo = jnp.where((~done & (i < steps))[:, None, None, None], moved, lo)
+        return i + 1, lo, rel, done
+
+    def cond(state: tuple) -> jax.Array:
+        return (state[0] <= steps) & ~jnp.all(state[3])
+
+    n, m = low.shape[0], len(ensemble.members)
+    init = (0, low, jnp.zeros((n, m), jnp.float32), jnp.zeros(n, bool))
+    _, low, rel, _ = jax.lax.while_loop(cond, body, init)
+    return jnp.round(low), rel
 
 
 def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np.ndarray,
                 refs: Sequence[np.ndarray], k: int, ensemble: Ensemble,
                 steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
-                step: float = DEFAULT_STEP) -> tuple[np.ndarray, np.ndarray]:
+                step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Steer working images: ``high`` float ``(N, H, W, 3)`` (the pixels with their k low bits
     cleared on the mask, the pixels themselves elsewhere), start ``low`` (k low bits, 0 off the
     mask), ``mask`` ``(N, H, W, 1)`` 0/1, member chip → working affines ``(N, M, 2, 3)``, clean
-    embeddings ``refs[i]`` ``(N, D_i)``. Each image stops once all its d_i/t_i ≥ ``margin``.
+    embeddings ``refs[i]`` ``(N, D_i)``. Each image stops once all its d_i/t_i ≥ ``margin``;
+    ``balance``: each member's gradient is scaled to unit mean magnitude before the sign.
     Returns (final l rounded, uint8-valued float; d_i/t_i ``(N, M)`` there)."""
-    args = [jnp.asarray(a, jnp.float32) for a in (high, mask, affines)]
-    refs = [jnp.asarray(r) for r in refs]
-    low = np.asarray(low, np.float32)
-    for i in range(steps + 1):  # rel is measured at ``low``; the last step is only measured
-        nxt, rel = _step(ensemble, ensemble.params, args[0], jnp.asarray(low), args[1], args[2],
-                         refs, k, float(margin), jnp.float32(step))
-        rel = np.asarray(rel)
-        done = np.all(rel >= margin, axis=1)
-        if i == steps or done.all():
-            break
-        low = np.where(done[:, None, None, None], low, np.asarray(nxt))
-    return np.round(low), rel
+    high, low, mask, affines = (jnp.asarray(a, jnp.float32) for a in (high, low, mask, affines))
+    low, rel = _steer(ensemble, ensemble.params, high, low, mask, affines,
+                      [jnp.asarray(r) for r in refs], k, int(steps), float(margin), bool(balance),
+                      jnp.float32(step))
+    return np.asarray(low), np.asarray(rel)
 
 
 def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarray, k: int,
                ensemble: Ensemble, steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
-               step: float = DEFAULT_STEP) -> tuple[np.ndarray, list[float]]:
+               step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE
+               ) -> tuple[np.ndarray, list[float]]:
     """Protected pixels of one face: uint8 ``image`` with the k low bits of the pixels in
     ``mask`` (bool ``(H, W)``) steered away from the face's identity, starting from ``start``
     (uint8, same shape: the original or the generator's protected image; equal to ``image`` off
     the mask). Returns (protected image, d_i/t_i per member at the result)."""
     y0, y1, x0, x1 = working_box(image, face, ensemble, mask)
     h, w = y1 - y0, x1 - x0
-    hb, wb = -(-h // BUCKET) * BUCKET, -(-w // BUCKET) * BUCKET
+    side = bucket(max(h, w))
     shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]])  # working pixel → photo
 
     def crop(a: np.ndarray) -> np.ndarray:
-        out = np.zeros((hb, wb, *a.shape[2:]), a.dtype)
+        out = np.zeros((side, side, *a.shape[2:]), a.dtype)
         out[:h, :w] = a[y0:y1, x0:x1]
         return out[None]
 
     high, low, m = working_arrays(crop(image), crop(start), crop(mask), k)
     refs = [e[None] for e in clean_embeddings(ensemble, image, face)]
     affines = chip_affines(image, face, ensemble, shift)[None]
-    low, rel = steer_batch(high, low, m, affines, refs, k, ensemble, steps, margin, step)
+    low, rel = steer_batch(high, low, m, affines, refs, k, ensemble, steps, margin, step, balance)
     out = image.copy()
     out[y0:y1, x0:x1] = (high + low)[0, :h, :w].astype(np.uint8)
     return out, [float(v) for v in rel[0]]
