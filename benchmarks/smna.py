@@ -193,7 +193,9 @@ def smgg_cases(args: argparse.Namespace) -> tuple[dict[str, Case], dict[str, Any
         f"(d3) smna protect({PHOTO})": Case(
             lambda: protect(photo, faces, key), len(faces), "faces", reps),
     }
-    record = {"checkpoint": str(path), "width": meta.get("width"),
+    # the checkpoint as the option names it ({noise} filled in): no machine folder in the record
+    record = {"checkpoint": opts["checkpoint"].format(noise=opts["noise"]),
+              "width": meta.get("width"),
               "generator_params": meta.get("generator_params"),
               "options": {k: v for k, v in opts.items() if k != "checkpoint"},
               "photo": PHOTO, "photo_shape": list(photo.shape), "photo_faces": len(faces)}

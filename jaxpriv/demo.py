@@ -241,7 +241,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(table(report))
     print(f"-> {Path(args.out) / 'grid.png'}, {Path(args.out) / 'metrics.json'}")
     if paths:
-        command = " ".join(["jaxpriv demo", "-o", str(args.out)]
+        command = " ".join(["jaxpriv demo", "-o", "DIR"]  # a scratch folder: not recorded
                            + (["--methods", args.methods] if args.methods else [])
                            + ["--seed", str(args.seed)]
                            + (["--detector", args.detector]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -88,3 +89,24 @@ def test_recorded_command_hides_the_workdir() -> None:
                                       "x.py --workdir DIR --config.n=2")
     assert recorded_command(["--workdir=/home/u/run", "--config", "c.py"]) == (
         "python -m experiments.main --workdir=DIR --config c.py")
+
+
+MACHINE_PATH = re.compile(r"(^|[^A-Za-z0-9_.])/(tmp|work|home|root|Users)/")
+
+
+def test_committed_records_hold_no_machine_path() -> None:
+    """Results, checkpoints, benchmarks and docs record commands with DIR / MAPS placeholders,
+    never the folders of the machine that made them (a recorded /tmp/… or /work/… path names
+    one machine and may name a person's home)."""
+    roots = ["experiments/results", "experiments/data", "ckpt", "benchmarks", "docs",
+             "notebooks", "README.md", "SECURITY.md"]
+    found = []
+    for root in roots:
+        path = ROOT / root
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for f in files:
+            if f.suffix not in {".md", ".json", ".txt", ".py", ".ipynb", ".csv", ""}:
+                continue
+            text = f.read_text(errors="replace")
+            found += [f"{f.relative_to(ROOT)}: {m.group(0)}" for m in MACHINE_PATH.finditer(text)]
+    assert found == [], found[:10]
