@@ -274,13 +274,13 @@ def summarise(config: ml_collections.ConfigDict, faces: list[dict], variants: li
             "seconds_per_face": {k: _mean_pair(v) for k, v in timing.items()}}
 
 
-def _table(r: dict, names: list[str], mark: str | None = None) -> list[str]:
+def _table(r: dict, names: list[str], mark: str) -> list[str]:
     lines = ["| variant | other (dlib) % | other (SFace) % | other (both) % | HOG % | YuNet % "
              "| detected (both) % | mean dlib d | mean SFace d | LPIPS photo |",
              "|---|" + "---:|" * 9]
     for name in names:
         t = r["deid"][name]
-        label = f"**{name}** (chosen)" if name == mark else name
+        label = f"**{name}** (default)" if name == mark else name
         lines.append(f"| {label} | {100 * t['other_dlib']:.0f} | {100 * t['other_sface']:.0f} | "
                      f"{100 * t['other_both']:.0f} | {100 * t['hog']:.0f} | "
                      f"{100 * t['yunet']:.0f} | {100 * t['detected_both']:.0f} | "
@@ -326,11 +326,16 @@ def markdown(config: ml_collections.ConfigDict, r: dict) -> str:
     lines += ["## De-identification (against another photo of the same identity)", ""]
     sweep = Path(f"{config.msg_results}_validation.json")
     v = json.loads(sweep.read_text()) if r["split"] == "test" and sweep.exists() else None
-    lines += _table(r, list(r["deid"]), v["chosen"] if v else r["chosen"])
+    lines += _table(r, list(r["deid"]), config.msg_default)
     lines += ["", "LPIPS photo: LPIPS-VGG of the whole protected photo vs the original.", "",
               "## Mechanisms", ""] + [f"- {k}: {v}" for k, v in r["mechanisms"].items()]
     if v:
         lines += ["", f"## Sweep of ε and ψ (validation identities, {len(v['faces'])} faces; "
                   f"`{sweep.name[:-5]}.md`)", ""]
-        lines += _table(v, list(v["deid"]), v["chosen"])
+        lines += _table(v, list(v["deid"]), config.msg_default)
+    if r["split"] == "validation":
+        lines += ["", "Rule: of the variants with ≥ 95 % another person for dlib AND SFace and "
+                  "≥ 95 % detected by HOG AND YuNet, the smallest ε (the most noise): "
+                  + (f"**{r['chosen']}**." if r["chosen"] else "**no variant meets it**; the "
+                     f"default stays {config.msg_default} (jaxpriv.deid.method.MSG_EPSILON).")]
     return "\n".join(lines) + "\n"

@@ -71,6 +71,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.msg_max_faces = 0  # > 0: stop after that many faces (resumable; experiments/deid_msg.py)
     c.msg_eval_step = 1
     c.msg_variants = ((1024.0, 0.7), (2048.0, 0.7))
+    c.msg_default = "bounded ε=2048 ψ=0.7"  # jaxpriv.deid.method's MSG default, marked
     c.msg_baselines = (("blur", "blur", ()), ("mosaic", "mosaic", ()),
                        ("old 64×64 deid", "deid", (("generator", "face_gan_64"),)))
     c.figure_faces = 4
