@@ -176,6 +176,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         return deid_msg.run(config, workdir)
     t0 = time.time()
     config = config.copy_and_resolve_references()
+    for ext in ("json", "md", "png"):  # deid.{json,md,png} are MobileStyleGAN's (the default)
+        config[f"out_{ext}"] = f"{config.face_gan_results}.{ext}"
     config.cache_dir = config.cache_dir or str(Path(workdir) / "cache")
     ckpt = checkpoint_path(config.checkpoint)
     gen = load_generator(ckpt)

@@ -21,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+import cv2
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -35,6 +36,7 @@ from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.faces.detect import arcface_landmarks_in_box, landmarks_in_box
 from jaxpriv.io import load_image
 from jaxpriv.machine import machine_description
+from jaxpriv.methods import get_method
 from jaxpriv.protect import image_key
 from jaxpriv.recognizers import load_recognizer
 
@@ -55,19 +57,24 @@ def _photo(path: Path, glint: bool) -> tuple[np.ndarray, Face] | None:
 
 
 def faces_of_split(config: ml_collections.ConfigDict) -> list[dict]:
-    """[{name, image, face, ref_image, ref_face}] for the split's identities (module doc)."""
+    """[{name, image, face, ref_image, ref_face}] for the split's identities (module doc):
+    ``config.glint_pairs`` (protected, reference) photo pairs per glint identity, one per
+    celeba299 identity."""
     out = []
-    for folder, glint, per in ((config.faces_dir, True, config.glint_identities),
-                               (config.celeba_dir, False, config.celeba_identities)):
+    for folder, glint, per, pairs in (
+            (config.faces_dir, True, config.glint_identities, config.glint_pairs),
+            (config.celeba_dir, False, config.celeba_identities, 1)):
         names = split_identities(p.name for p in Path(folder).iterdir() if p.is_dir())
         for name in names[config.eval_split][:per]:
             files = sorted(p for p in (Path(folder) / name).iterdir()
                            if p.suffix in (".png", ".jpg"))
-            photos = [x for x in (_photo(f, glint) for f in files[:4]) if x is not None]
-            if len(photos) >= 2:
-                (image, face), (ref, ref_face) = photos[:2]
-                out.append({"name": f"{Path(folder).name}/{name}", "image": image, "face": face,
-                            "ref_image": ref, "ref_face": ref_face})
+            photos = [x for x in (_photo(f, glint) for f in files[:2 * pairs + 2])
+                      if x is not None]
+            for i in range(min(pairs, len(photos) // 2)):
+                (image, face), (ref, ref_face) = photos[2 * i:2 * i + 2]
+                out.append({"name": f"{Path(folder).name}/{name}" + (f"#{i}" if i else ""),
+                            "image": image, "face": face, "ref_image": ref,
+                            "ref_face": ref_face})
     return out
 
 
@@ -103,33 +110,63 @@ def _since(t: tuple[float, float]) -> tuple[float, float]:
     return time.perf_counter() - t[0], time.process_time() - t[1]
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
-    """Measure (module doc); write ``<msg_results>_<eval_split>.{json,md}`` (raw outcomes so
-    far in ``workdir/deid_msg_raw.json`` after every face)."""
-    t_start = time.time()
+def _crop(image: np.ndarray, face: Face, size: int = 192) -> np.ndarray:
+    """The face's box + 25 % as a ``size``² tile (for the figure)."""
+    x0, y0, x1, y1 = face.box
+    c, r = ((x0 + x1) / 2, (y0 + y1) / 2), 0.625 * max(x1 - x0, y1 - y0)
+    a = np.array([[size / (2 * r), 0, size / 2 - c[0] * size / (2 * r)],
+                  [0, size / (2 * r), size / 2 - c[1] * size / (2 * r)]])
+    return cv2.warpAffine(image, a, (size, size), flags=cv2.INTER_AREA)
+
+
+def figure(tiles: list[list[np.ndarray]], labels: list[str], path: str) -> None:
+    """Rows of face tiles under a header of column labels."""
+    grid = np.concatenate([np.concatenate(row, 1) for row in tiles], 0)
+    header = np.full((28, grid.shape[1], 3), 255, np.uint8)
+    for k, label in enumerate(labels):
+        cv2.putText(header, label, (k * 192 + 6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    cv2.imwrite(path, cv2.cvtColor(np.concatenate([header, grid], 0), cv2.COLOR_RGB2BGR))
+
+
+def measure(config: ml_collections.ConfigDict, workdir: str | Path, variants: list, raw: dict,
+            raw_path: Path) -> None:
+    """Measure the faces not yet in ``raw`` (up to ``msg_max_faces``), saving ``raw`` to
+    ``raw_path`` after every face (module doc)."""
+    t_start, minutes = time.time(), raw["minutes"]
     judge, faces = Judge(), faces_of_split(config)
+    eval_step = int(config.msg_eval_step)  # the noised w is w after eval_step ≤ msg_steps steps
     project = msg_deid.projector(int(config.msg_steps))
     mean, std = wp.w_stats()
     vgg, heads = vgg16.load_lpips()
     lpips = jax.jit(lambda a, b: vgg16.lpips(vgg, heads, a, b))
-    variants = [(f"bounded ε={e:g} ψ={p:g}", msg_deid.mechanism("bounded", e, 1.0, config.clip, p))
-                for e, p in config.msg_variants]
-    timing = {k: [] for k in ("align", "project", "render", "blend")}
-    quality: dict[int, dict[str, list]] = {s: {"lpips": [], "d_dlib": [], "d_sface": []}
-                                           for s in range(config.msg_steps + 1)}
-    rows: dict[str, list[dict]] = {"original": [], **{n: [] for n, _ in variants}}
-    for k, item in enumerate(faces):
+    baselines = {label: get_method(name).make(**dict(opts))
+                 for label, name, opts in config.msg_baselines}
+    rows = raw["rows"] or {"original": [], **{n: [] for n, _ in variants},
+                           **{n: [] for n in baselines}}
+    timing = raw["timing"] or {k: [] for k in ("align", "project", "render", "blend",
+                                               *baselines)}
+    quality = {int(s): q for s, q in raw["quality"].items()} or {
+        s: {"lpips": [], "d_dlib": [], "d_sface": []} for s in range(config.msg_steps + 1)}
+    raw["rows"], raw["timing"], raw["quality"] = rows, timing, quality
+    tiles_path = Path(workdir) / "deid_msg_tiles.npz"
+    tiles = dict(np.load(tiles_path)) if tiles_path.exists() else {}
+    first = True  # its times include compilation: left out
+    for k, item in enumerate(faces[:config.msg_max_faces or len(faces)]):
+        if k < len(raw["names"]):
+            continue
         image, face = item["image"], item["face"]
         ref = judge.embed(item["ref_image"], item["ref_face"])
         own = judge.embed(image, face)
-        rows["original"].append(judge.outcome(image, face, ref))
+        rows["original"].append(judge.outcome(image, face, ref) | {"lpips_photo": 0.0})
         t = _clock()
         target, transforms = msg_deid.align_faces(image, [face])
         timing["align"].append(_since(t))
         t = _clock()
-        trace, _ = project.trace(target)
-        timing["project"].append(_since(t) if k else (np.nan, np.nan))  # 1st: + compilation
-        for s in range(config.msg_steps + 1):  # projection quality after s steps, no noise
+        trace, _ = project.trace(target)  # w after 0 … msg_steps steps
+        timing["project"].append((np.nan, np.nan) if first else _since(t))
+        w_star = trace[:, eval_step]
+        for s in range(config.msg_steps + 1) if config.msg_quality else ():  # no noise
             render = wp.render(trace[:, s])
             small = wp.downsample(wp.from_uint8(render), wp.WProjectConfig.loss_size)
             quality[s]["lpips"].append(float(lpips(small, wp.from_uint8(target))[0]))
@@ -138,24 +175,69 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             quality[s]["d_dlib"].append(float(np.linalg.norm(e_dlib - own[0])))
             quality[s]["d_sface"].append(float(np.linalg.norm(e_sface - own[1])))
         key = jax.random.fold_in(image_key(config.seed, item["name"]), 0)
+        outs = {}
         for name, mech in variants:
-            w = mech(key, jnp.asarray(trace[0, -1]), mean, std)[None]
+            w = mech(key, jnp.asarray(w_star[0]), mean, std)[None]
             t = _clock()
             render = wp.render(w)
-            timing["render"].append(_since(t))
+            timing["render"].append((np.nan, np.nan) if first else _since(t))
             t = _clock()
-            out = msg_deid.blend_faces(image, [face], render, transforms, config.mask)
+            outs[name] = msg_deid.blend_faces(image, [face], render, transforms, config.mask)
             timing["blend"].append(_since(t))
-            rows[name].append(judge.outcome(out, face, ref))
+        for name, protect in baselines.items():
+            t = _clock()
+            outs[name] = protect(image, [face], key)
+            timing[name].append((np.nan, np.nan) if first else _since(t))
+        whole = wp.from_uint8(image[None])
+        for name, out in outs.items():
+            d = float(lpips(wp.from_uint8(out[None]), whole)[0])
+            rows[name].append(judge.outcome(out, face, ref) | {"lpips_photo": d})
+        if k < config.figure_faces:
+            tiles |= {f"{k}/original": _crop(image, face)}
+            tiles |= {f"{k}/{n}": _crop(o, face) for n, o in outs.items()}
+            np.savez(tiles_path, **tiles)
         print(f"{k + 1}/{len(faces)} {item['name']}", flush=True)
-        raw = {"rows": rows, "quality": quality, "timing": timing}
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-        (Path(workdir) / "deid_msg_raw.json").write_text(json.dumps(raw, default=float))
+        first = False
+        raw["names"].append(item["name"])
+        raw["minutes"] = minutes + (time.time() - t_start) / 60
+        raw_path.write_text(json.dumps(raw, default=float))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+    """Measure (module doc); write ``<msg_results>_<eval_split>.{json,md}`` (test: ``out_json``,
+    ``out_md`` and the figure ``out_png``). Outcomes so far are kept in
+    ``workdir/deid_msg_raw_<split>.json`` after every face; a rerun with the same workdir
+    resumes after them, and ``msg_max_faces`` > 0 stops after that many faces (a rerun with it
+    at most the faces done only writes the results)."""
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    variants = [(f"bounded ε={e:g} ψ={p:g}", msg_deid.mechanism("bounded", e, 1.0, config.clip, p))
+                for e, p in config.msg_variants]
+    raw_path = Path(workdir) / f"deid_msg_raw_{config.eval_split}.json"
+    raw = (json.loads(raw_path.read_text()) if raw_path.exists() else
+           {"names": [], "rows": {}, "timing": {}, "quality": {}, "minutes": 0.0})
+    if not 0 < config.msg_max_faces <= len(raw["names"]):
+        measure(config, workdir, variants, raw, raw_path)
+    n = config.msg_max_faces or len(raw["names"])
+    faces = [{"name": name} for name in raw["names"][:n]]
+    rows = {k: v[:n] for k, v in raw["rows"].items()}
+    timing = {k: v[:n * (len(variants) if k in ("render", "blend") else 1)]
+              for k, v in raw["timing"].items()}
+    quality = {int(s): {k: v[:n] for k, v in q.items()} for s, q in raw["quality"].items()}
+    tiles = []
+    if config.eval_split == "test" and (Path(workdir) / "deid_msg_tiles.npz").exists():
+        with np.load(Path(workdir) / "deid_msg_tiles.npz") as z:
+            tiles = [{c: z[f"{i}/{c}"] for c in ("original", *config.figure_columns)}
+                     for i in range(min(config.figure_faces, n))]
     result = summarise(config, faces, variants, rows, quality, timing)
     result["meta"] = {"command": config.command, "machine": machine_description(),
-                      "wall_minutes": (time.time() - t_start) / 60}
+                      "wall_minutes": raw["minutes"]}  # of the measuring run(s)
     out = ml_collections.ConfigDict({"out_json": f"{config.msg_results}_{config.eval_split}.json",
                                      "out_md": f"{config.msg_results}_{config.eval_split}.md"})
+    if config.eval_split == "test":
+        out = ml_collections.ConfigDict({"out_json": config.out_json, "out_md": config.out_md})
+    if tiles:
+        figure([[row[n] for n in ("original", *config.figure_columns)] for row in tiles],
+               ["original", *config.figure_labels], config.out_png)
     write_results(out, result, markdown(config, result))
     return result
 
@@ -165,9 +247,17 @@ def _mean_pair(xs: list[tuple[float, float]]) -> list[float]:
     return [float(np.nanmean(a[:, 0])), float(np.nanmean(a[:, 1]))]
 
 
+def chosen(table: dict, names: list[str]) -> str | None:
+    """The default rule: of the variants with ≥ 95 % another person for dlib AND SFace and ≥ 95 %
+    detected by HOG AND YuNet, the smallest ε (the most noise), then the lowest photo LPIPS."""
+    ok = [n for n in names if table[n]["other_both"] >= 0.95 and table[n]["detected_both"] >= 0.95]
+    eps = {n: float(n.split("ε=")[1].split()[0]) for n in ok}
+    return min(ok, key=lambda n: (eps[n], table[n]["lpips_photo"])) if ok else None
+
+
 def summarise(config: ml_collections.ConfigDict, faces: list[dict], variants: list,
               rows: dict, quality: dict, timing: dict) -> dict:
-    """Shares, means and the per-face time split."""
+    """Shares, means, the per-face time split and (validation) the chosen default."""
     table = {}
     for name, outs in rows.items():
         table[name] = {k: float(np.mean([o[k] for o in outs])) for k in outs[0]}
@@ -175,35 +265,77 @@ def summarise(config: ml_collections.ConfigDict, faces: list[dict], variants: li
                                                    for o in outs]))
         table[name]["detected_both"] = float(np.mean([o["hog"] and o["yunet"] for o in outs]))
     return {"split": config.eval_split, "faces": [f["name"] for f in faces],
+            "eval_step": int(config.msg_eval_step),
             "mechanisms": {n: m.describe() for n, m in variants}, "deid": table,
+            "chosen": (chosen(table, [n for n, _ in variants])  # the rule, on validation only
+                       if config.eval_split == "validation" else None),
             "projection": {str(s): {k: float(np.mean(v)) for k, v in q.items()}
-                           for s, q in quality.items()},
+                           for s, q in quality.items() if q["lpips"]},
             "seconds_per_face": {k: _mean_pair(v) for k, v in timing.items()}}
 
 
-def markdown(config: ml_collections.ConfigDict, r: dict) -> str:
-    """The report."""
-    sec = r["seconds_per_face"]
-    lines = [f"# deid with MobileStyleGAN on {r['split']} identities ({len(r['faces'])} faces)",
-             "", f"Command: `{config.command}`  ",
-             f"Machine: {r['meta']['machine']}; wall {r['meta']['wall_minutes']:.1f} min.", "",
-             "## Time per face (wall s / process CPU s; projection without its compilation)", "",
-             "| alignment | projection | render | blend | total |", "|---:|---:|---:|---:|---:|",
-             "| " + " | ".join(f"{sec[k][0]:.2f} / {sec[k][1]:.2f}"
-                              for k in ("align", "project", "render", "blend"))
-             + f" | {sum(sec[k][0] for k in sec):.2f} / {sum(sec[k][1] for k in sec):.2f} |",
-             "", "## Projection (eq. 9) after s Adam steps, no noise", "",
-             "| steps | LPIPS(↓G(w), target 256²) | dlib d to original | SFace d to original |",
-             "|---:|---:|---:|---:|"]
-    for s, q in r["projection"].items():
-        lines.append(f"| {s} | {q['lpips']:.3f} | {q['d_dlib']:.3f} | {q['d_sface']:.3f} |")
-    lines += ["", "## De-identification (against another photo of the same identity)", "",
-              "| variant | other (dlib) % | other (SFace) % | other (both) % | HOG % | YuNet % "
-              "| detected (both) % | mean dlib d | mean SFace d |", "|---|" + "---:|" * 8]
-    for name, t in r["deid"].items():
-        lines.append(f"| {name} | {100 * t['other_dlib']:.0f} | {100 * t['other_sface']:.0f} | "
+def _table(r: dict, names: list[str], mark: str) -> list[str]:
+    lines = ["| variant | other (dlib) % | other (SFace) % | other (both) % | HOG % | YuNet % "
+             "| detected (both) % | mean dlib d | mean SFace d | LPIPS photo |",
+             "|---|" + "---:|" * 9]
+    for name in names:
+        t = r["deid"][name]
+        label = f"**{name}** (default)" if name == mark else name
+        lines.append(f"| {label} | {100 * t['other_dlib']:.0f} | {100 * t['other_sface']:.0f} | "
                      f"{100 * t['other_both']:.0f} | {100 * t['hog']:.0f} | "
                      f"{100 * t['yunet']:.0f} | {100 * t['detected_both']:.0f} | "
-                     f"{t['d_dlib']:.3f} | {t['d_sface']:.3f} |")
-    lines += ["", "## Mechanisms", ""] + [f"- {k}: {v}" for k, v in r["mechanisms"].items()]
+                     f"{t['d_dlib']:.3f} | {t['d_sface']:.3f} | {t['lpips_photo']:.3f} |")
+    return lines
+
+
+def markdown(config: ml_collections.ConfigDict, r: dict) -> str:
+    """The report (test: the table at the default, then the validation sweep if written)."""
+    sec, msg = r["seconds_per_face"], ("align", "project", "render", "blend")
+    total = [sum(sec[k][i] for k in msg) for i in (0, 1)]
+    title = ("# DP face de-identification (paper 001) with MobileStyleGAN" if r["split"] == "test"
+             else "# deid with MobileStyleGAN: choosing the default")
+    lines = [title, "", f"{len(r['faces'])} faces of the **{r['split']}** identities of glint and "
+             f"celeba299 (`jaxpriv.data.splits`); each protected photo is compared with a "
+             "*different* photo of the same identity, each recognizer at its own threshold. "
+             "MobileStyleGAN deid, blur and mosaic use no recognizer: **black-box** for dlib and "
+             "SFace; the old 64×64 deid projects with dlib ResNet features: **white-box** for "
+             "dlib, black-box for SFace.", "",
+             f"Command: `{config.command}`  ",
+             f"Machine: {r['meta']['machine']}; wall {r['meta']['wall_minutes']:.1f} min.", "",
+             f"## Time per face (wall s / process CPU s, {r['eval_step']} projection step(s); "
+             "first face left out: compilation)", "",
+             "| alignment | projection | render | blend | total |", "|---:|---:|---:|---:|---:|",
+             "| " + " | ".join(f"{sec[k][0]:.2f} / {sec[k][1]:.2f}" for k in msg)
+             + f" | {total[0]:.2f} / {total[1]:.2f} |", ""]
+    others = [k for k in sec if k not in msg]
+    if others:
+        lines += ["| other method | wall s / CPU s per face | MobileStyleGAN deid ÷ it "
+                  "(wall, CPU) |",
+                  "|---|---:|---:|"]
+        lines += [f"| {k} | {sec[k][0]:.2f} / {sec[k][1]:.2f} | {total[0] / sec[k][0]:.1f}, "
+                  f"{total[1] / sec[k][1]:.1f} |" for k in others]
+        lines.append("")
+    if r["projection"]:
+        lines += ["## Projection (eq. 9) after s Adam steps from w_avg, no noise", "",
+                  "| steps | LPIPS(↓G(w), target 256²) | dlib d to original "
+                  "| SFace d to original |",
+                  "|---:|---:|---:|---:|"]
+        lines += [f"| {s} | {q['lpips']:.3f} | {q['d_dlib']:.3f} | {q['d_sface']:.3f} |"
+                  for s, q in r["projection"].items()]
+        lines.append("")
+    lines += ["## De-identification (against another photo of the same identity)", ""]
+    sweep = Path(f"{config.msg_results}_validation.json")
+    v = json.loads(sweep.read_text()) if r["split"] == "test" and sweep.exists() else None
+    lines += _table(r, list(r["deid"]), config.msg_default)
+    lines += ["", "LPIPS photo: LPIPS-VGG of the whole protected photo vs the original.", "",
+              "## Mechanisms", ""] + [f"- {k}: {v}" for k, v in r["mechanisms"].items()]
+    if v:
+        lines += ["", f"## Sweep of ε and ψ (validation identities, {len(v['faces'])} faces; "
+                  f"`{sweep.name[:-5]}.md`)", ""]
+        lines += _table(v, list(v["deid"]), config.msg_default)
+    if r["split"] == "validation":
+        lines += ["", "Rule: of the variants with ≥ 95 % another person for dlib AND SFace and "
+                  "≥ 95 % detected by HOG AND YuNet, the smallest ε (the most noise): "
+                  + (f"**{r['chosen']}**." if r["chosen"] else "**no variant meets it**; the "
+                     f"default stays {config.msg_default} (jaxpriv.deid.method.MSG_EPSILON).")]
     return "\n".join(lines) + "\n"

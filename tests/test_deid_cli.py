@@ -1,5 +1,7 @@
-"""``jaxpriv protect --method deid`` on a bundled photo with the shipped generator checkpoint:
-the face changes, nothing outside the face region does, the same seed gives the same output."""
+"""``jaxpriv protect --method deid --generator face_gan_64`` on a bundled photo with the shipped
+64×64 generator checkpoint (the fallback generator; the default, MobileStyleGAN, is tested in
+tests/test_deid_msg.py): the face changes, nothing outside the face region does, the same seed
+gives the same output."""
 
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ pytestmark = pytest.mark.skipif(
 
 def test_protect_deid_on_sample(tmp_path, capsys) -> None:
     src = SAMPLES / "obama.jpg"
-    args = ["protect", "--method", "deid", str(src), "--mode", "paper", "--epsilon", "2",
-            "--seed", "3",
+    args = ["protect", "--method", "deid", "--generator", "face_gan_64", str(src), "--mode",
+            "paper", "--epsilon", "2", "--seed", "3",
             "--steps", "10", "--format", "png"]
     assert main([*args, "-o", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
@@ -49,8 +51,8 @@ def test_protect_deid_on_sample(tmp_path, capsys) -> None:
 
 def test_default_bounded_mode_reports_true_epsilon(tmp_path, capsys) -> None:
     src = SAMPLES / "biden.jpg"
-    assert main(["protect", "--method", "deid", str(src), "-o", str(tmp_path), "--steps",
-                 "10"]) == 0  # the default: bounded mode at its default ε
+    assert main(["protect", "--method", "deid", "--generator", "face_gan_64", str(src), "-o",
+                 str(tmp_path), "--steps", "10"]) == 0  # the default: bounded mode, default ε
     err = capsys.readouterr().err
     assert "Δf = 2·C·dim = 512" in err and "ε = 256" in err and "true ε-DP" in err
     assert "ψ = 0.7 toward the mean" in err
@@ -62,8 +64,9 @@ def test_options_in_effect_fill_the_mode_defaults() -> None:
     from jaxpriv.methods import get_method
 
     spec = get_method("deid")
-    assert spec.defaults()["epsilon"] == 256.0 and spec.defaults()["truncation"] == 0.7
-    paper = spec.in_effect(mode="paper")
+    small = spec.in_effect(generator="face_gan_64")
+    assert small["epsilon"] == 256.0 and small["truncation"] == 0.7
+    paper = spec.in_effect(mode="paper", generator="face_gan_64")
     assert (paper["epsilon"], paper["truncation"]) == (3.0, 1.0)
     assert spec.in_effect(mode="paper", epsilon=2.0)["epsilon"] == 2.0
     with pytest.raises(JaxprivError, match="mode must be one of"):
@@ -93,7 +96,8 @@ def test_one_noised_identity_per_key_so_a_track_spends_epsilon_once(monkeypatch)
     track = jax.random.key(7)
 
     def second_frame(image: np.ndarray, key: jax.Array) -> np.ndarray:
-        protect = deid(steps=5, region="ellipse")  # a fresh method: nothing released yet
+        # a fresh method: nothing released yet
+        protect = deid(steps=5, region="ellipse", generator="face_gan_64")
         protect(frame1, [f1], key)
         return protect(image, [f2], key)
 
@@ -103,5 +107,6 @@ def test_one_noised_identity_per_key_so_a_track_spends_epsilon_once(monkeypatch)
     assert np.array_equal(out, out_edited)  # frame 2's face content did not reach the output
     second_frame(frame2, jax.random.key(8))
     assert not np.allclose(rendered[-1], w1)  # another track, another identity
-    deid(steps=5, region="ellipse")(frame2, [f2], track)  # no earlier frame: its own latent
+    # no earlier frame: its own latent
+    deid(steps=5, region="ellipse", generator="face_gan_64")(frame2, [f2], track)
     assert not np.allclose(rendered[-1], w1)

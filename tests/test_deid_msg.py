@@ -26,11 +26,11 @@ HAVE_RANDOM_FACE = importlib.util.find_spec("random_face") is not None
 
 def test_defaults_per_generator() -> None:
     spec = get_method("deid")
-    old = spec.defaults()
-    assert (old["generator"], old["checkpoint"], old["steps"]) == ("face_gan_64",
-                                                                   "ckpt/face_gan_64", 60)
-    new = spec.in_effect(generator="mobilestylegan")
-    assert "checkpoint" not in new and new["steps"] == 3
+    old = spec.in_effect(generator="face_gan_64")
+    assert (old["checkpoint"], old["steps"], old["epsilon"]) == ("ckpt/face_gan_64", 60, 256.0)
+    new = spec.defaults()  # issue 18: MobileStyleGAN is the default generator
+    assert new == spec.in_effect(generator="mobilestylegan")
+    assert new["generator"] == "mobilestylegan" and "checkpoint" not in new and new["steps"] == 1
     assert (new["epsilon"], new["truncation"], new["clip"]) == (2048.0, 0.7, 2.0)
     assert spec.in_effect(generator="mobilestylegan", mode="paper")["epsilon"] == 3.0
     with pytest.raises(JaxprivError, match="--checkpoint applies to --generator face_gan_64"):
@@ -111,3 +111,39 @@ def test_one_noised_identity_per_key_and_only_the_face_changes(monkeypatch) -> N
     assert not np.allclose(rendered[-1], w1)  # another track, another identity
     msg_deid.make_protect(mech, 1, "ellipse")(frame2, [f2], track)  # no earlier frame
     assert not np.allclose(rendered[-1], w1)
+
+
+@pytest.mark.skipif(not HAVE_RANDOM_FACE, reason="random-face not installed (pip install "
+                    "--no-deps random-face==2021.7.21.1)")
+def test_projection_is_compiled_once_for_every_photo_and_method(monkeypatch) -> None:
+    """Issue 18 (speed): the projection is traced once per process and step count, not per
+    face, photo size or method built (a compilation costs far more than a face's projection).
+    A cheap stand-in keeps the real padding/caching path and counts its traces."""
+    from jaxpriv.deid import msg_deid
+    from jaxpriv.deid import w_project as wp
+
+    traces: list[tuple] = []
+
+    def fake_make(config: wp.WProjectConfig) -> wp.WProjector:
+        def project(mean, std, targets):  # w after 0 … steps steps
+            traces.append(targets.shape)
+            w = mean + std * (targets.mean((1, 2, 3))[:, None] - 0.5)
+            losses = targets[:, :config.steps, 0, 0]
+            return jax.numpy.repeat(w[:, None], config.steps + 1, 1), losses
+
+        return wp.WProjector(jax.jit(project), wp.w_stats(), config)
+
+    monkeypatch.setattr(wp, "make_w_projector", fake_make)
+    monkeypatch.setattr(wp, "render", lambda w: np.zeros((len(w), 1024, 1024, 3), np.uint8))
+    msg_deid.projector.cache_clear()
+    mech = msg_deid.mechanism("bounded", 1024.0, 1.0, 2.0, 0.7)
+    photos = [rgb(SAMPLES / name) for name in ("obama.jpg", "obama2.jpg", "biden.jpg")]
+    faces = [dataclasses.replace(f, arcface_landmarks=arcface_landmarks_in_box(img, f.box))
+             for img in photos for f in detect_faces(img)[:1]]
+    assert len({p.shape for p in photos}) > 1  # photos of different sizes
+    for _ in range(2):  # two methods built (as two CLI runs in one process)
+        protect = msg_deid.make_protect(mech, 2, "ellipse")
+        for k, (image, face) in enumerate(zip(photos, faces, strict=True)):
+            protect(image, [face], jax.random.key(k))
+    assert len(traces) == 1, traces
+    msg_deid.projector.cache_clear()

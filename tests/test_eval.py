@@ -92,10 +92,11 @@ def test_split_of_trained_models_and_unseen_only(tmp_path: Path) -> None:
     --unseen-only keeps only identities it never saw (names as the checkpoints record them)."""
     from jaxpriv.eval.protocol import trained_on
 
-    for method in ("smna", "deid", "mask"):
-        path, names = trained_on(method, {})
+    for method, options in (("smna", {}), ("deid", {"generator": "face_gan_64"}), ("mask", {})):
+        path, names = trained_on(method, options)
         assert names and "Barack_Obama" in names and "Gwyneth_Paltrow" not in names, method
     assert trained_on("blur", {}) is None
+    assert trained_on("deid", {}) is None  # the default MobileStyleGAN: FFHQ, none of ours
     data = tmp_path / "people"
     for ident in ("Barack_Obama", "Someone_Unseen"):
         (data / ident).mkdir(parents=True)

@@ -33,8 +33,8 @@ def test_white_box_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     (its recognizer option), and a method's recognizer option wins over the code."""
     for method in ("blur", "mosaic", "solid", "dppix"):
         assert built_with(method, {}) == {"recognizers": [], "source": "no recognizer used"}
-    for method in ("cloak", "smna", "deid"):
-        built = built_with(method, {})["recognizers"]
+    for method, options in (("cloak", {}), ("smna", {}), ("deid", {"generator": "face_gan_64"})):
+        built = built_with(method, options)["recognizers"]
         assert built == ["dlib_resnet"], method
         assert (access("dlib_resnet", built), access("sface", built)) == (WHITE_BOX, BLACK_BOX)
     assert built_with("cloak", {})["source"] == "the method's recognizer option"
@@ -53,6 +53,7 @@ def test_white_box_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     assert built_with("mask", {"recognizer": "sface:2"})["recognizers"] == [
         "dlib_resnet", "sface"]
     assert built_with("smna", {})["source"] == "the method's code; its checkpoint records none"
+    assert built_with("deid", {})["recognizers"] == []  # default MobileStyleGAN: LPIPS-VGG only
     assert access("sface", []) == BLACK_BOX
     # what a checkpoint config may record
     assert _recorded({"recognizer": "sface, dlib_resnet"}) == ["sface", "dlib_resnet"]

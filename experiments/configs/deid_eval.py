@@ -1,11 +1,14 @@
 """Evaluate DP face de-identification (paper 001, Tables 1–2) against blur and mosaic.
 
-Run: python -m experiments.main --config experiments/configs/deid_eval.py --workdir DIR
+Run (the default generator, MobileStyleGAN; experiments/deid_msg.py): the test table
+experiments/results/deid.{json,md,png}:
+  python -m experiments.main --config experiments/configs/deid_eval.py --workdir DIR
+the validation sweep that chose the default (msg_results_validation.{json,md}): the command
+recorded in experiments/results/deid_mobilestylegan_validation.md.
+The 64×64 generator (writes face_gan_results.{json,md,png}): --config.generator=face_gan_64
 (DIR/cache: the GAN's chip cache (as experiments/configs/face_gan.py) and the projections)
 Smoke: --config.glint_per_identity=1 --config.max_scene_faces=2 --config.steps=10
 Redraw the figure only (minutes, projection cached): --config.figure_only=True
-MobileStyleGAN (issue 18; experiments/deid_msg.py, writes msg_results_<split>.{json,md}):
---config.generator=mobilestylegan [--config.eval_split=validation]
 """
 
 import ml_collections
@@ -14,7 +17,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "deid_eval"
-    c.generator = "face_gan_64"  # or "mobilestylegan" (run by experiments/deid_msg.py)
+    c.generator = "mobilestylegan"  # run by experiments/deid_msg.py; or "face_gan_64"
     c.checkpoint = "ckpt/face_gan_64"
     c.seed = 0
     c.steps = 60  # projection steps (eq. 18), as the method's default
@@ -50,16 +53,30 @@ def get_config() -> ml_collections.ConfigDict:
     c.figure_variants = ("ours bounded ε=256 ψ=0.7", "ours bounded ε=1024", "ours paper ε=3",
                          "ours, no noise: G(w*)")
     c.figure_only = False  # True: redraw out_png only (projection cached), no measurement
+    c.face_gan_results = "experiments/results/deid_face_gan_64"  # generator=face_gan_64
     c.out_json = "experiments/results/deid.json"
     c.out_md = "experiments/results/deid.md"
     c.out_png = "experiments/results/deid.png"
-    # generator=mobilestylegan: identities per data set (photo 0 protected, photo 1 the
-    # reference), projection steps traced, (ε, ψ) of the bounded mechanism (C = clip; Δf = 2·C·512)
+    # generator=mobilestylegan (experiments/deid_msg.py): identities per data set (glint:
+    # glint_pairs (protected, reference) photo pairs each; celeba299: photos 0 and 1), projection
+    # steps traced (msg_steps; msg_quality: quality after each), the step whose w is noised,
+    # (ε, ψ) of the bounded mechanism (C = clip; Δf = 2·C·512), the other methods timed and
+    # judged beside it (label, method, options), the figure's faces and columns
     c.celeba_dir = "../shared/data/faces/celeba299"
     c.glint_identities = 4
-    c.celeba_identities = 4
-    c.msg_steps = 3
-    c.msg_variants = ((1024.0, 1.0), (1024.0, 0.7), (2048.0, 0.7), (4096.0, 0.7))
+    c.glint_pairs = 1
+    c.celeba_identities = 36
+    c.msg_steps = 1
+    c.msg_quality = False
+    c.msg_max_faces = 0  # > 0: stop after that many faces (resumable; experiments/deid_msg.py)
+    c.msg_eval_step = 1
+    c.msg_variants = ((1024.0, 0.7), (2048.0, 0.7))
+    c.msg_default = "bounded ε=2048 ψ=0.7"  # jaxpriv.deid.method's MSG default, marked
+    c.msg_baselines = (("blur", "blur", ()), ("mosaic", "mosaic", ()),
+                       ("old 64×64 deid", "deid", (("generator", "face_gan_64"),)))
+    c.figure_faces = 4
+    c.figure_columns = ("bounded ε=2048 ψ=0.7", "old 64×64 deid", "blur", "mosaic")
+    c.figure_labels = ("deid (MobileStyleGAN)", "old 64x64 deid", "blur", "mosaic")
     c.msg_results = "experiments/results/deid_mobilestylegan"
     c.command = "python -m experiments.main --config experiments/configs/deid_eval.py --workdir DIR"
     return c

