@@ -1,7 +1,7 @@
 """Run an experiment: ``run(config, workdir)`` of ``experiments/<config.experiment>.py``.
 
     python -m experiments.main --config experiments/configs/verify_table.py \
-        --workdir /tmp/verify_table [--config.<field>=... to override a config value]
+        --workdir DIR [--config.<field>=... to override a config value]
 
 ``--workdir`` (required) holds what a run writes besides its committed results: checkpoints,
 logs, caches, generated data. It is made absolute from the current directory; then the process

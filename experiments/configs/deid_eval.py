@@ -11,6 +11,9 @@ Smoke: --config.glint_per_identity=1 --config.max_scene_faces=2 --config.steps=1
 Redraw the figure only (minutes, projection cached): --config.figure_only=True
 """
 
+import os
+import tempfile
+
 import ml_collections
 
 
@@ -30,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     # photos: crop padded by 25 %
     # and upsampled ×3 (jaxpriv.faces.align.photo_from_aligned_crop)
     c.faces_dir = "../shared/data/faces/glint"
-    c.tfds_dir = "/tmp/jaxpriv_tfds"
+    c.tfds_dir = os.path.join(tempfile.gettempdir(), "jaxpriv_tfds")
     c.cache_dir = ""  # "" = <workdir>/cache
     c.eval_split = "test"  # "validation" while choosing defaults
     c.glint_per_identity = 12

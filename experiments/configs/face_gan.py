@@ -7,9 +7,12 @@ holds the chips):
 Export the EMA generator of the newest checkpoint without training: add --config.max_minutes=0
 128×128 variant: --config experiments/configs/face_gan.py:128 (widths 128…12 over 4…128 px,
     export ckpt/face_gan_128; give it its own --workdir).
-Tiny smoke run: --workdir /tmp/face_gan_smoke --config.batch_size=4 --config.channel_base=128 \
+Tiny smoke run: --workdir DIR --config.batch_size=4 --config.channel_base=128 \
     --config.d_channel_base=128 --config.max_steps=2 --config.export_dir=''
 """
+
+import os
+import tempfile
 
 import ml_collections
 
@@ -21,7 +24,7 @@ def get_config(variant: str = "64") -> ml_collections.ConfigDict:
     c.experiment = "face_gan"
     # data: glint crops → dlib 150/0.25 chips → resolution×resolution (cached .npy)
     c.faces_dir = "../shared/data/faces/glint"
-    c.tfds_dir = "/tmp/jaxpriv_tfds"
+    c.tfds_dir = os.path.join(tempfile.gettempdir(), "jaxpriv_tfds")
     c.cache_dir = ""  # "" = <workdir>/cache
     # trained on the train identities of jaxpriv.data.splits only
     # model (jaxpriv.deid.generator.GeneratorConfig)

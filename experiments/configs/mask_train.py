@@ -2,7 +2,7 @@
 
 Run: python -m experiments.main --config experiments/configs/mask_train.py --workdir DIR
 (DIR: cached chips and saliency targets, each stage's resumable checkpoints, log.jsonl)
-Smoke run: --workdir /tmp/mask_smoke --config.max_per_identity=4 --config.template.steps=4 \
+Smoke run: --workdir DIR --config.max_per_identity=4 --config.template.steps=4 \
     --config.generator.steps=4 --config.out_ckpt=''
 """
 

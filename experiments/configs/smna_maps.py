@@ -12,7 +12,7 @@ Two workers, one per core (each appends to its own log):
         --workdir MAPS --config.worker_index=0 --config.worker_count=2 &
     taskset -c 1 python -m experiments.main --config experiments/configs/smna_maps.py \
         --workdir MAPS --config.worker_index=1 --config.worker_count=2 &
-Shrink for a smoke run: --workdir /tmp/x --config.max_images=2 --config.image_size=16
+Shrink for a smoke run: --workdir DIR --config.max_images=2 --config.image_size=16
 Sources: glint (default, pre-aligned crops) or celeba299 (loose 256×256 crops, YuNet detection):
     --config experiments/configs/smna_maps.py:celeba299
 One map set per source: give each its own --workdir.
@@ -20,6 +20,9 @@ Keep finished shards in the repo (float16 maps, no face images) / restore them o
     ... --config.task=export     (into experiments/data/smna_maps/<source>)
     ... --config.task=restore    (then rerun the generate command: it resumes)
 """
+
+import os
+import tempfile
 
 import ml_collections
 
@@ -32,12 +35,14 @@ def get_config(source: str = "glint") -> ml_collections.ConfigDict:
     c.source = source
     c.task = "generate"  # or "linear_vs_exact", "export", "restore"
     c.faces_dir = "../shared/data/faces/glint"  # <identity>/<image>; research use only
-    c.tfds_dir = "/tmp/jaxpriv_tfds"  # where identity_faces is prepared
+    # where identity_faces is prepared (the system temp folder)
+    c.tfds_dir = os.path.join(tempfile.gettempdir(), "jaxpriv_tfds")
     c.aligned_crops = True  # glint: pre-aligned 112x112 crops -> dlib chips via pad + upsample
     c.detector = "hog"  # face detector (jaxpriv.faces.detect_faces) for chips
     if source == "celeba299":  # loose 256x256 crops: detect (HOG misses ~5 %, YuNet 6 of 2585)
         c.faces_dir = "../shared/data/faces/celeba299"
-        c.tfds_dir = "/tmp/jaxpriv_tfds_celeba299"  # one data dir per source folder
+        # one data dir per source folder
+        c.tfds_dir = os.path.join(tempfile.gettempdir(), "jaxpriv_tfds_celeba299")
         c.aligned_crops = False
         c.detector = "yunet"
     c.maps_tfds_dir = ""  # "" = <workdir>/tfds; sensitivity_maps is built there when complete
