@@ -120,7 +120,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
     summary = protect_files(inputs, args.out, protect, spec.name, seed=args.seed,
                             overwrite=args.overwrite, ext=args.format,
                             video_options=video_options, plates=_plate_source(args),
-                            detector=args.detector)
+                            detector=args.detector, check=_identity_checkers(args))
     for f in summary.files:
         if f.status == "failed":
             print(f"failed: {f.reason}", file=sys.stderr)
@@ -139,6 +139,18 @@ def _input_files(args: argparse.Namespace) -> list[Path]:
     from jaxpriv.io import is_stream, iter_media
 
     return iter_media([a for a in args.inputs if not is_stream(a)])
+
+
+def _identity_checkers(args: argparse.Namespace) -> list:
+    """``--check-identity NAMES``: the recognizers that report, per photo, how many faces still
+    match the original (report only: the outputs do not depend on it)."""
+    from jaxpriv.eval.transfer import load_recognizers
+
+    if args.check_identity is None:
+        return []
+    if not args.check_identity.strip(", "):
+        raise JaxprivError("--check-identity needs at least one recognizer name")
+    return load_recognizers(args.check_identity)
 
 
 def _check_report(args: argparse.Namespace) -> None:
@@ -312,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--format", default=None, help="output extension (default: the input's)")
     pr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     pr.add_argument("--json", default=None, help="write the run summary as JSON")
+    pr.add_argument("--check-identity", default=None, metavar="NAMES",
+                    help="report, per photo, how many faces these recognizers (e.g. "
+                         "dlib_resnet,sface) still match to the original; changes no output")
     detector_arg(pr)
     _video_args(pr)
     _plate_args(pr)

@@ -34,6 +34,7 @@ from jaxpriv.methods import MethodRun, ProtectFn
 
 if TYPE_CHECKING:
     from jaxpriv.deid.plates import PlateSource
+    from jaxpriv.recognizers import Recognizer
 
 
 @dataclasses.dataclass
@@ -47,6 +48,8 @@ class FileResult:
     reason: str | None = None
     video: dict | None = None  # videos: jaxpriv.video.VideoResult as a dict; faces = tracks
     plates: int = 0  # licence plates replaced (--plates)
+    # --check-identity (photos): faces each recognizer still matches to the original's
+    still_recognised: dict[str, int] | None = None
 
 
 @dataclasses.dataclass
@@ -72,8 +75,16 @@ class Summary:
                 "files": [dataclasses.asdict(f) for f in self.files]}
 
     def line(self) -> str:
-        return (f"{self.count('protected')} protected, {self.count('no_face')} without a face "
+        text = (f"{self.count('protected')} protected, {self.count('no_face')} without a face "
                 f"(written unchanged), {self.count('failed')} failed")
+        checked = [f for f in self.files if f.still_recognised is not None]
+        if checked:
+            faces = sum(f.faces for f in checked)
+            names = dict.fromkeys(n for f in checked for n in f.still_recognised)
+            counts = ", ".join(f"{n} {sum(f.still_recognised[n] for f in checked)}/{faces}"
+                               for n in names)
+            text += f"; faces still recognised as in the original photo: {counts}"
+        return text
 
 
 def extra_path(output: Path, suffix: str) -> Path:
@@ -187,6 +198,7 @@ def protect_files(
     video_options: video.VideoOptions | None = None,
     plates: PlateSource | None = None,
     detector: str = DEFAULT_DETECTOR,
+    check: Sequence[Recognizer] = (),
 ) -> Summary:
     """Run ``protect`` over every image and video in ``inputs`` (files, folders, stream URLs)
     into ``out_dir``; the faces of photos are found by ``detect_faces(pixels, upsample,
@@ -198,7 +210,11 @@ def protect_files(
     ``seed=None`` draws a 64-bit seed from the OS (``secrets``) and does not record it: whoever
     knows the seed can regenerate the noise, so only a seed the user chose is reproducible.
     A :class:`MethodRun` adds its extra files; a reversible one refuses ``seed``, ``plates`` and
-    a ``--format`` other than PNG up front, and fails each video or stream with its reason."""
+    a ``--format`` other than PNG up front, and fails each video or stream with its reason.
+    ``check`` (photos only): recognizers that report how many faces still match the original
+    (:func:`jaxpriv.eval.identity_check.still_recognised`); the outputs do not depend on it."""
+    from jaxpriv.eval.identity_check import still_recognised  # eval imports this module
+
     run = protect if isinstance(protect, MethodRun) else MethodRun(protect)
     if run.reversible:
         ext = _reversible_checks(method, seed, plates, ext)
@@ -232,9 +248,11 @@ def protect_files(
                                                 else "no_face", r.tracks,
                                                 video=dataclasses.asdict(r)))
                 continue
-            pixels = io.load_image(path)
+            original = pixels = io.load_image(path)
             faces = detect_faces(pixels, upsample, detector)
             pixels, extra_data = photo(pixels, faces, key)
+            matched = (still_recognised(original, pixels, faces, check, detector, upsample)
+                       if check else None)
             n_plates = 0
             if plates is not None:  # own key stream, independent of the face method's
                 pixels, n_plates = plates(path, pixels, jax.random.fold_in(key, PLATE_STREAM))
@@ -242,7 +260,7 @@ def protect_files(
                              overwrite=overwrite, inputs=all_inputs)
             status = "protected" if faces or n_plates else "no_face"
             summary.files.append(FileResult(str(path), str(out), status, len(faces),
-                                            plates=n_plates))
+                                            plates=n_plates, still_recognised=matched))
         except JaxprivError as e:
             summary.files.append(FileResult(str(path), None, "failed", reason=str(e)))
     return summary

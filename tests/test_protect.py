@@ -201,3 +201,31 @@ def test_detector_flag_on_every_command_that_detects() -> None:
     assert _video_inputs(args)[1].detector == "hog"
     res = run("protect", "x.jpg", "-o", "o", "--method", "blur", "--detector", "cnn")
     assert res.returncode == 2 and "invalid choice: 'cnn'" in res.stderr
+
+
+def test_check_identity_reports_without_changing_outputs(tmp_path: Path) -> None:
+    """--check-identity counts faces still matching the original: all of them for `none`, none
+    for `solid`; the protected files are the same bytes with and without the check."""
+    from jaxpriv.recognizers import shared_recognizer
+
+    dlib = [shared_recognizer("dlib_resnet")]
+    photo = [str(SAMPLES / "two_people.jpg")]
+    kept = protect_files(photo, tmp_path / "none", get_method("none").make(), "none", seed=3,
+                         check=dlib)
+    assert kept.files[0].still_recognised == {"dlib_resnet": 2}
+    assert "dlib_resnet 2/2" in kept.line()
+    hidden = protect_files(photo, tmp_path / "solid", get_method("solid").make(), "solid",
+                           seed=3, check=dlib)
+    assert hidden.files[0].still_recognised == {"dlib_resnet": 0}
+    plain = protect_files(photo, tmp_path / "plain", get_method("solid").make(), "solid", seed=3)
+    assert plain.files[0].still_recognised is None
+    assert ((tmp_path / "plain" / "two_people.jpg").read_bytes()
+            == (tmp_path / "solid" / "two_people.jpg").read_bytes())
+
+
+@pytest.mark.parametrize("names", ["", "nosuch"])
+def test_check_identity_bad_names_are_one_line_errors(tmp_path: Path, names: str) -> None:
+    r = run("protect", str(SAMPLES / "obama.jpg"), "-o", str(tmp_path), "--method", "blur",
+            "--check-identity", names)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "jaxpriv: error:" in r.stderr and not list(tmp_path.iterdir())
