@@ -376,3 +376,16 @@ def test_generate_maps_with_an_ensemble(faces_tfds, tmp_path) -> None:
     assert shard["member_affines"].shape == (1, 2, 2, 3)
     assert shard["reference_embedding"].shape == (1, 256)  # dlib 128 + SFace 128
     assert shard["map_black"].shape == (1, 4, 4) and np.abs(shard["map_black"]).max() > 1e-3
+
+
+def test_map_pipeline_checks_the_detector_in_its_one_home(tmp_path) -> None:
+    """An unknown detector is refused by `check_detector`'s message, before any weights load;
+    every detector has the pipeline's fixed upsampling."""
+    from jaxpriv.faces.detect import DETECTORS
+    from jaxpriv.smna.dataset import DETECT_UPSAMPLE, central_face, generate_maps
+
+    assert set(DETECT_UPSAMPLE) == set(DETECTORS)
+    with pytest.raises(JaxprivError, match="unknown face detector 'cnn' \\(--detector"):
+        central_face(np.zeros((8, 8, 3), np.uint8), "cnn")
+    with pytest.raises(JaxprivError, match="unknown face detector 'cnn' \\(--detector"):
+        generate_maps([], tmp_path / "maps", recognizer="no_such_recognizer", detector="cnn")
