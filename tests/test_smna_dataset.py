@@ -389,3 +389,24 @@ def test_map_pipeline_checks_the_detector_in_its_one_home(tmp_path) -> None:
         central_face(np.zeros((8, 8, 3), np.uint8), "cnn")
     with pytest.raises(JaxprivError, match="unknown face detector 'cnn' \\(--detector"):
         generate_maps([], tmp_path / "maps", recognizer="no_such_recognizer", detector="cnn")
+
+
+def test_compact_maps_never_guess_the_detector(tmp_path) -> None:
+    """Restore rebuilds images with the manifest's detector; maps from photos whose manifest
+    names none are refused (export and restore, nothing written), not rebuilt with HOG."""
+    from jaxpriv.data.compact_maps import export_compact, manifest_detector, restore_compact
+    from jaxpriv.data.map_shards import write_manifest
+
+    assert manifest_detector({"aligned_crops": False, "detector": "yunet"}, tmp_path) == "yunet"
+    assert manifest_detector({"aligned_crops": True}, tmp_path) == "hog"  # documented history
+    with pytest.raises(JaxprivError, match="unknown face detector 'cnn'"):
+        manifest_detector({"aligned_crops": False, "detector": "cnn"}, tmp_path)
+    old = tmp_path / "old"
+    old.mkdir()
+    write_manifest(old, {"format": 2, "recognizer": "dlib_resnet", "image_size": 64,
+                         "aligned_crops": False, "splits": ["train"]})
+    for call in (lambda: export_compact(old, tmp_path / "compact"),
+                 lambda: restore_compact(old, tmp_path / "restored", tmp_path)):
+        with pytest.raises(JaxprivError, match="names no face detector"):
+            call()
+    assert not (tmp_path / "compact").exists() and not (tmp_path / "restored").exists()
