@@ -7,7 +7,8 @@
 logs, caches, generated data. It is made absolute from the current directory; then the process
 changes into the repository root, so every relative path of a config (data such as
 ``../shared/data/faces/glint``, ``ckpt/…``, ``experiments/results/…``) is read from the
-repository root, wherever the command was started.
+repository root, wherever the command was started. A bad setting or input (a ``JaxprivError``
+of the run) is printed as one line, ``jaxpriv: error: …``, with exit status 2.
 """
 
 from __future__ import annotations
