@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jaxpriv.machine import cpu_model
+from jaxpriv.machine import machine_description
 
 WORKER = """
 import os, sys, time
@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     cores = sorted(os.sched_getaffinity(0))
     one = run_workers([-1], args.recognizer, args.batch, args.seconds)[0]
     pinned = run_workers(cores, args.recognizer, args.batch, args.seconds)
-    result = {"machine": f"{cpu_model()}, {len(cores)} usable cores, load "
-                         f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}",
+    result = {"machine": f"{machine_description()}; {len(cores)} usable cores",
               "recognizer": args.recognizer, "batch": args.batch,
               "one_process_images_per_s": one, "pinned_images_per_s": pinned,
               "ratio_pinned_vs_one": sum(pinned) / one}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxpriv.machine import cpu_model
+from jaxpriv.machine import machine_facts, usable_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 GLINT = ROOT.parent / "shared" / "data" / "faces" / "glint"
@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     from jaxpriv.masktpl.steer import Steering
     from jaxpriv.masktpl.xor import protect_file, protect_image, restore_file, restore_image
 
-    sys_info = {"cpu": cpu_model(), "os_cpu_count": os.cpu_count(),
-                "usable_cpus": len(os.sched_getaffinity(0)),
-                "loadavg_start": [round(v, 2) for v in os.getloadavg()],
+    facts = machine_facts()
+    sys_info = {"cpu": facts["cpu_model"], "os_cpu_count": facts["os_cpu_count"],
+                "usable_cpus": usable_cpus(),
+                "loadavg_start": [round(v, 2) for v in facts["loadavg_start"]],
                 "python": platform.python_version(), "jax": jax.__version__,
                 "devices": [str(d) for d in jax.devices()], "bits": args.bits}
     steering = Steering()

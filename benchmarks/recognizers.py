@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxpriv.machine import cpu_model
+from jaxpriv.machine import machine_facts, usable_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 GLINT = ROOT.parent / "shared" / "data" / "faces" / "glint"
@@ -341,13 +341,10 @@ def machine() -> dict[str, Any]:
         import onnxruntime
 
         versions["onnxruntime"] = onnxruntime.__version__
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
-        "cpu_model": cpu_model(),
-        "os_cpu_count": os.cpu_count(),
-        "usable_cpus": affinity,
+        **machine_facts(),
+        "usable_cpus": usable_cpus(),
         "uptime_start": _uptime(),
-        "loadavg_start": list(os.getloadavg()),
         "versions": versions,
         "jax_devices": [str(d) for d in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -44,21 +42,6 @@ def supports(script: Path, flag: str) -> bool:
     res = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
                          timeout=300, cwd=HERE.parent)
     return flag in res.stdout
-
-
-def machine() -> str:
-    """CPU model, cores, load average, Python and JAX versions."""
-    from jaxpriv.machine import cpu_model
-
-    cpu = cpu_model()
-    try:
-        import jax
-
-        jx = f"jax {jax.__version__} ({jax.default_backend()})"
-    except ImportError:
-        jx = "jax not installed"
-    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} cores, load {load}; python {platform.python_version()}, {jx}"
 
 
 def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -165,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     scripts = benchmarks(only)
     if not scripts:
         raise SystemExit("no benchmarks found")
-    info = machine()
+    from jaxpriv.machine import machine_description
+
+    info = machine_description()
     print(f"Machine: {info}", flush=True)
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:

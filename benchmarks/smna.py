@@ -82,18 +82,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def machine() -> str:
-    """CPU model, cores, jax version and devices, load average at start."""
-    import jax
-
-    from jaxpriv.machine import cpu_model
-
-    model = cpu_model()
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{model}, {os.cpu_count()} cores, jax {jax.__version__} "
-            f"({jax.device_count()} {jax.default_backend()} device(s)), load avg {load}")
-
-
 def glint_chips(files: list[Path]) -> np.ndarray:
     """dlib chips (N, 150, 150, 3) uint8 of glint's aligned face crops."""
     from PIL import Image
@@ -260,9 +248,10 @@ def main(argv: list[str] | None = None) -> dict:
     import jax
     import jax.numpy as jnp
 
+    from jaxpriv.machine import machine_description
     from jaxpriv.smna.sensitivity import sensitivity_map, sensitivity_map_loop
 
-    info = machine()
+    info = f"{machine_description()}; {jax.device_count()} device(s)"
     rec, image, ref = face(args.size)
     n_pix = args.size * args.size
     rng = np.random.default_rng(0)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxpriv.machine import cpu_model
+from jaxpriv.machine import machine_facts, usable_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,9 +107,7 @@ def machine() -> dict[str, Any]:
             from importlib.metadata import version
 
             versions[pkg] = version(pkg)
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {"cpu_model": cpu_model(), "os_cpu_count": os.cpu_count(), "usable_cpus": affinity,
-            "loadavg_start": list(os.getloadavg()), "versions": versions}
+    return {**machine_facts(), "usable_cpus": usable_cpus(), "versions": versions}
 
 
 def inner(box: Sequence[float], shape: tuple[int, ...], shrink: float = 0.15

@@ -7,17 +7,21 @@
 logs, caches, generated data. It is made absolute from the current directory; then the process
 changes into the repository root, so every relative path of a config (data such as
 ``../shared/data/faces/glint``, ``ckpt/…``, ``experiments/results/…``) is read from the
-repository root, wherever the command was started.
+repository root, wherever the command was started. A bad setting or input (a ``JaxprivError``
+of the run) is printed as one line, ``jaxpriv: error: …``, with exit status 2.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
 from pathlib import Path
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from jaxpriv.errors import JaxprivError
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository root: relative config paths are resolved from here."""
@@ -34,7 +38,11 @@ def main(argv: list[str]) -> None:
     workdir = Path(_WORKDIR.value).absolute()
     os.chdir(ROOT)
     module = importlib.import_module(f"experiments.{config.experiment}")
-    module.run(config, workdir)
+    try:
+        module.run(config, workdir)
+    except JaxprivError as e:  # a bad setting or input: one line, as the CLI prints it
+        print(f"jaxpriv: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

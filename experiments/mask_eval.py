@@ -28,6 +28,7 @@ import numpy as np
 from experiments.results_io import write_results
 from jaxpriv import metrics
 from jaxpriv.data import list_identity_images, split_identities
+from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, chips_from_aligned_crops, detect_faces, extract_chips
 from jaxpriv.faces.detect import landmarks_in_box
 from jaxpriv.io import load_image
@@ -35,7 +36,7 @@ from jaxpriv.machine import cpu_model
 from jaxpriv.masktpl import keys as K
 from jaxpriv.masktpl.model import load_model
 from jaxpriv.masktpl.steer import Steering, steer_batch, working_arrays
-from jaxpriv.masktpl.xor import face_pads, key_payload, protect_image, restore_image
+from jaxpriv.masktpl.xor import check_bits, face_pads, key_payload, protect_image, restore_image
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.recognizers.ensemble import chip_affines
 
@@ -161,6 +162,24 @@ def face_region(photo: np.ndarray, face: Face) -> tuple[slice, slice]:
     return slice(max(0, y0), min(h, y1 + 1)), slice(max(0, x0), min(w, x1 + 1))
 
 
+def check_runs(runs: object) -> list[tuple[int, str]]:
+    """``config.runs`` as (k, superposition) pairs, else a one-line error (empty or malformed)."""
+    example = "e.g. --config.runs=\"((3, 'dlib_resnet,sface'),)\""
+    if not isinstance(runs, list | tuple) or not runs:
+        raise JaxprivError(f"config.runs must list (k, superposition) pairs, got {runs!r}; "
+                           + example)
+    out = []
+    for r in runs:
+        if not (isinstance(r, list | tuple) and len(r) == 2 and isinstance(r[1], str)
+                and r[1].strip()):
+            raise JaxprivError(f"config.runs: {r!r} is not a (k, superposition) pair; {example}")
+        try:
+            out.append((check_bits(r[0]), r[1]))
+        except JaxprivError as e:
+            raise JaxprivError(f"config.runs: {e}") from None
+    return out
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Every (dataset, k, superposition): protect, attack with every recognizer, restore."""
     del workdir  # writes only the committed results files of the config (out_*)
@@ -180,11 +199,14 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                   "seconds": max(p["seconds"] for p in parts)}
         write_results(config, result, markdown(result, config))
         return result
+    runs = check_runs(config.runs)
+    if not config.datasets:
+        raise JaxprivError("config.datasets is empty: give (name, faces folder) pairs")
     start = time.time()
     model = load_model(config.model_dir or None)
     if config.figure:
         figure(config.figure, model, config.figure_bits,
-               Steering(config.runs[0][1], config.steps, config.margin, config.start,
+               Steering(runs[0][1], config.steps, config.margin, config.start,
                         config.step, config.balance))
     recs = {n: load_recognizer(n) for n in config.recognizers}
     rows: list[dict] = []
@@ -216,7 +238,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             emb = reference_embeddings(rec, name, [refs[i] for i in order])
             ref_emb[rn] = {i: e for i, e in zip(order, emb, strict=True)}
             clean[rn] = attacker_embeddings(rec, name, photos, faces)
-        for k, sup in config.runs:
+        for k, sup in runs:
             steering = Steering(sup, config.steps, config.margin, config.start, config.step,
                                 config.balance)
             prot, seconds = protect_set(probes, model, k, steering, config.batch)

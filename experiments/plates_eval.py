@@ -9,7 +9,6 @@ Data: the 12 CCPD photos (MIT; corners from the file names) and the openalpr US/
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -22,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from experiments.results_io import recorded_command
+from experiments.results_io import recorded_command, write_results
 from jaxpriv import metrics
 from jaxpriv.baselines import pixelate
 from jaxpriv.deid import plates as P
@@ -222,11 +221,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         "command": recorded_command(),
         "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores",
     }
-    Path(config.out_json).parent.mkdir(parents=True, exist_ok=True)
-    Path(config.out_json).write_text(json.dumps(table, indent=2, default=list) + "\n")
-    md = _markdown(table, config)
-    Path(config.out_md).write_text(md)
-    print(md)
+    write_results(config, table, _markdown(table, config))
     return table
 
 

@@ -24,7 +24,6 @@ Weighting maps (columns):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from experiments.results_io import write_results
 from jaxpriv.errors import JaxprivError
 from jaxpriv.machine import machine_description
 from jaxpriv.metrics import ssim_jax
@@ -120,10 +120,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any
                     "d": float(s["d"].mean()), "same_person": float(np.mean(s["d"] < THRESHOLD)),
                     "ssim": float(s["ssim"].mean()), "l1": float(s["l1"].mean()),
                     "l2": float(s["l2"].mean())})
-    Path(config.out_json).write_text(json.dumps(result, indent=1) + "\n")
-    Path(config.out_md).write_text(markdown(result, config))
+    write_results(config, result, markdown(result, config))
     plot(result, config.out_png)
-    print(Path(config.out_md).read_text())
     return result
 
 

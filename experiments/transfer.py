@@ -11,7 +11,8 @@ recognizer matched when clean, summed over datasets. A method that fails is repo
 
 Writes ``out_json`` / ``out_md`` (with the command and machine) and ``out_png``: a heatmap of
 methods × recognizers, white-box cells outlined. Per-run reports are kept in the workdir
-(``<method>_<dataset>.json``) and reused by a rerun with the same settings.
+(``<method>_<dataset>.json``, written to a temp file and renamed, so a killed run leaves none
+half-written) and reused by a rerun with the same settings; an unreadable one is measured again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from experiments.results_io import write_results
-from jaxpriv.io import write_bytes_atomic
+from jaxpriv.io import write_bytes_atomic, write_text_atomic
 from jaxpriv.machine import machine_description
 
 COMMAND = "python -m experiments.main --config experiments/configs/transfer.py --workdir DIR"
@@ -77,8 +78,12 @@ def run_one(config: ml_collections.ConfigDict, workdir: Path, method: str,
     path = workdir / f"{method}_{dataset}.json"
     want = _settings(config, method, dataset)
     if path.is_file():
-        report = json.loads(path.read_text())
-        if _matches(report, want):
+        try:
+            report = json.loads(path.read_text())
+        except (ValueError, OSError):  # not a whole report (e.g. from before writes were atomic)
+            print(f"{method} on {dataset}: {path} is unreadable, not reused", flush=True)
+            report = None
+        if isinstance(report, dict) and _matches(report, want):
             print(f"{method} on {dataset}: reused {path}", flush=True)
             return relabel(report)
     if config.reuse_only:
@@ -93,7 +98,7 @@ def run_one(config: ml_collections.ConfigDict, workdir: Path, method: str,
         traceback.print_exc()
         print(f"{method} on {dataset}: FAILED after {time.perf_counter() - t0:.0f} s", flush=True)
         return {"error": f"{type(e).__name__}: {e}"}
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    write_text_atomic(path, json.dumps(report, indent=1) + "\n", overwrite=True)  # temp + rename
     print(f"{method} on {dataset}: {report['probes']} probes, {report['seconds']} s", flush=True)
     return report
 

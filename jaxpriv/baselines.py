@@ -21,7 +21,16 @@ from jax import lax
 
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face
-from jaxpriv.methods import MethodSpec, Option, ProtectFn, above, at_least, register_method, within
+from jaxpriv.methods import (
+    MethodSpec,
+    Option,
+    ProtectFn,
+    above,
+    at_least,
+    recognizer_option,
+    register_method,
+    within,
+)
 
 
 def face_region(face: Face, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:
@@ -375,21 +384,9 @@ def cloak(preset: str = "mid", steps: int = 10, recognizer: str = "dlib_resnet")
     return protect
 
 
-def _check_recognizers(spec: str) -> str | None:
-    from jaxpriv.recognizers.ensemble import check_spec
-
-    return check_spec(spec)
-
-
-RECOGNIZER = Option("recognizer", str, "dlib_resnet", "recognizer(s) the method is built on: "
-                    "NAME[:TAU][,NAME...]; more than one = an ensemble (losses in units of each "
-                    "threshold, weights TAU)", check=_check_recognizers)
-"""The cloak's ``--recognizer`` option, checked without loading weights."""
-
-
 register_method(MethodSpec("cloak", "feature-space cloak toward a far identity (Fawkes-like)",
                            cloak, (
     Option("preset", str, "mid", "DSSIM budget: low 0.004, mid 0.012, high 0.017",
            choices=tuple(CLOAK_PRESETS)),
     Option("steps", int, 10, "Adam steps of the attack", check=at_least(1)),
-    RECOGNIZER)))
+    recognizer_option("dlib_resnet"))))

@@ -9,6 +9,7 @@ import contextlib
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 
 def cpu_model() -> str:
@@ -18,6 +19,18 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def usable_cpus() -> int | None:
+    """CPUs this process may run on (its affinity mask; None where the OS does not tell)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+def machine_facts() -> dict[str, Any]:
+    """The machine part every benchmark record shares: ``cpu_model``, ``os_cpu_count``,
+    ``loadavg_start`` (each benchmark adds its own versions and load at the end)."""
+    return {"cpu_model": cpu_model(), "os_cpu_count": os.cpu_count(),
+            "loadavg_start": list(os.getloadavg())}
 
 
 def machine_description() -> str:

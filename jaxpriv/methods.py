@@ -112,6 +112,20 @@ class Option:
             raise JaxprivError(f"{self.flag} {problem}, got {value!r}")
 
 
+def _check_recognizers(spec: str) -> str | None:
+    from jaxpriv.recognizers.ensemble import check_spec
+
+    return check_spec(spec)
+
+
+def recognizer_option(default: str) -> Option:
+    """The ``--recognizer`` option of the methods built against recognizers (cloak, mask): one
+    meaning and check (without loading weights), each method with its own ``default``."""
+    return Option("recognizer", str, default, "recognizer(s) the protection is built against: "
+                  "NAME[:TAU][,NAME...]; more than one = an ensemble (losses in units of each "
+                  "threshold, weights TAU)", check=_check_recognizers)
+
+
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
     """A protection method: ``build(**options) -> ProtectFn``. ``fill`` (optional) resolves

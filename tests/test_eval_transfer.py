@@ -216,3 +216,33 @@ def test_transfer_relabels_a_reused_report_by_the_current_rule(tmp_path: Path) -
     report["recognizers"] = ["sface"]  # other measured settings: not reused
     (tmp_path / "mask_glint.json").write_text(json.dumps(report))
     assert "not_run" in run_one(config, tmp_path, "mask", "glint")
+
+
+def test_transfer_measures_a_truncated_per_run_report_again(tmp_path: Path, monkeypatch) -> None:
+    """A per-run report cut short (a run killed while writing) is not trusted: not reused, and
+    measured again (written whole, by temp file and rename) when runs are allowed."""
+    import jaxpriv.eval
+    from experiments.configs.transfer import get_config
+    from experiments.transfer import _settings, run_one
+
+    config = get_config()
+    want = _settings(config, "blur", "glint")
+    report = {"method": "blur", "data": want["data"], "recognizers": want["recognizers"],
+              "max_per_identity": want["max_per_identity"], "detector": want["detector"],
+              "split": {"identity_split": want["split"]}, "seed": want["seed"],
+              "results": [{"options": want["options"]}], "per_recognizer": [],
+              "probes": 4, "seconds": 1.0}
+    text = json.dumps(report, indent=1)
+    path = tmp_path / "blur_glint.json"
+    path.write_text(text[: len(text) // 2])
+    config.reuse_only = True
+    assert "not_run" in run_one(config, tmp_path, "blur", "glint")
+    config.reuse_only = False
+    calls = []
+    monkeypatch.setattr(jaxpriv.eval, "evaluate",
+                        lambda *a, **k: calls.append(a) or json.loads(text))
+    assert run_one(config, tmp_path, "blur", "glint")["probes"] == 4 and len(calls) == 1
+    assert json.loads(path.read_text()) == report
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blur_glint.json"]  # no temp left
+    config.reuse_only = True  # the whole report is now reused
+    assert run_one(config, tmp_path, "blur", "glint")["probes"] == 4 and len(calls) == 1

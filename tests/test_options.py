@@ -118,3 +118,16 @@ def test_dead_options_are_gone(tmp_path: Path) -> None:
               "-o", str(tmp_path / "out")])
     assert info.value.code == 2
     assert not hasattr(noise, "chips_to_input")
+
+
+def test_cloak_and_mask_share_one_recognizer_option() -> None:
+    """One meaning (help, check) of ``--recognizer`` for both methods, each its own default."""
+    opts = {m: next(o for o in get_method(m).options if o.name == "recognizer")
+            for m in ("cloak", "mask")}
+    assert opts["cloak"].default == "dlib_resnet"
+    assert opts["mask"].default == "dlib_resnet,sface"
+    assert {(o.help, o.check.__code__, o.type, o.choices) for o in opts.values()} == {
+        (opts["cloak"].help, opts["cloak"].check.__code__, str, None)}
+    for o in opts.values():
+        with pytest.raises(JaxprivError, match="--recognizer names unknown recognizer 'arcface'"):
+            o.validate("dlib_resnet,arcface")

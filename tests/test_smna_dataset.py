@@ -376,3 +376,37 @@ def test_generate_maps_with_an_ensemble(faces_tfds, tmp_path) -> None:
     assert shard["member_affines"].shape == (1, 2, 2, 3)
     assert shard["reference_embedding"].shape == (1, 256)  # dlib 128 + SFace 128
     assert shard["map_black"].shape == (1, 4, 4) and np.abs(shard["map_black"]).max() > 1e-3
+
+
+def test_map_pipeline_checks_the_detector_in_its_one_home(tmp_path) -> None:
+    """An unknown detector is refused by `check_detector`'s message, before any weights load;
+    every detector has the pipeline's fixed upsampling."""
+    from jaxpriv.faces.detect import DETECTORS
+    from jaxpriv.smna.dataset import DETECT_UPSAMPLE, central_face, generate_maps
+
+    assert set(DETECT_UPSAMPLE) == set(DETECTORS)
+    with pytest.raises(JaxprivError, match="unknown face detector 'cnn' \\(--detector"):
+        central_face(np.zeros((8, 8, 3), np.uint8), "cnn")
+    with pytest.raises(JaxprivError, match="unknown face detector 'cnn' \\(--detector"):
+        generate_maps([], tmp_path / "maps", recognizer="no_such_recognizer", detector="cnn")
+
+
+def test_compact_maps_never_guess_the_detector(tmp_path) -> None:
+    """Restore rebuilds images with the manifest's detector; maps from photos whose manifest
+    names none are refused (export and restore, nothing written), not rebuilt with HOG."""
+    from jaxpriv.data.compact_maps import export_compact, manifest_detector, restore_compact
+    from jaxpriv.data.map_shards import write_manifest
+
+    assert manifest_detector({"aligned_crops": False, "detector": "yunet"}, tmp_path) == "yunet"
+    assert manifest_detector({"aligned_crops": True}, tmp_path) == "hog"  # documented history
+    with pytest.raises(JaxprivError, match="unknown face detector 'cnn'"):
+        manifest_detector({"aligned_crops": False, "detector": "cnn"}, tmp_path)
+    old = tmp_path / "old"
+    old.mkdir()
+    write_manifest(old, {"format": 2, "recognizer": "dlib_resnet", "image_size": 64,
+                         "aligned_crops": False, "splits": ["train"]})
+    for call in (lambda: export_compact(old, tmp_path / "compact"),
+                 lambda: restore_compact(old, tmp_path / "restored", tmp_path)):
+        with pytest.raises(JaxprivError, match="names no face detector"):
+            call()
+    assert not (tmp_path / "compact").exists() and not (tmp_path / "restored").exists()

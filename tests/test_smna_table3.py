@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from .conftest import GLINT
+from .conftest import GLINT, ROOT
 
 LEVELS = (500.0, 1250.0)
 
@@ -58,7 +58,7 @@ def table(tmp_path_factory) -> tuple[dict, Path]:
     config.maps_path = str(root)
     config.checkpoint = str(root / "smgg_{noise}")
     config.noise_levels = LEVELS
-    config.out_md, config.out_json, config.out_png = (str(root / f"t3.{e}")
+    config.out_md, config.out_json, config.out_png = (str(root / "out" / f"t3.{e}")
                                                       for e in ("md", "json", "png"))
     return run(config, root / "workdir"), root
 
@@ -79,10 +79,14 @@ def test_every_cell_with_controls_and_budgets(table) -> None:
     for noise in ("black", "white"):  # more noise, less similar
         assert cells[(noise, 1250.0, "y")]["ssim"] < cells[(noise, 500.0, "y")]["ssim"]
     assert result["heldout_identities"] == ["Hugh_Laurie"] and result["train_maps"] == 2
-    md = (root / "t3.md").read_text()
+    md = (root / "out" / "t3.md").read_text()  # results_io made the new folder
     assert "**Clean**" in md and "| 1250 |" in md and "random, same L1" in md
-    assert json.loads((root / "t3.json").read_text())["cells"] == result["cells"]
-    assert (root / "t3.png").stat().st_size > 10_000
+    written = json.loads((root / "out" / "t3.json").read_text())
+    assert written["cells"] == result["cells"]
+    committed = json.loads((ROOT / "experiments" / "results" / "smna_table3.json").read_text())
+    assert set(written) == set(committed) and set(written["cells"][0]) == set(
+        committed["cells"][0])
+    assert (root / "out" / "t3.png").stat().st_size > 10_000
 
 
 def test_wrong_stored_clean_distance_is_refused(table, tmp_path) -> None:

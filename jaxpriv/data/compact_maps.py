@@ -11,10 +11,11 @@ holding per shard ``map_black``, ``map_white`` as float16, ``identity`` int32,
 ``image_sha256`` (hex SHA-256 of each uint8 SMNA image's bytes) instead of the image: no face
 image is stored (they derive from research-only photos). `restore_compact` rebuilds each image
 from its photo ``<faces_dir>/<filename>`` with the generator's own pipeline (manifest:
-``aligned_crops``, ``detector``, ``recognizer`` chip size, ``image_size``), checks its SHA-256,
-and writes the shard in the generator's format (maps float16 → float32: within float16 rounding
-of the originals, everything else exact). Existing shards are never touched, and the generator
-skips restored shards, so a restored directory resumes with the same plan.
+``aligned_crops``, ``detector`` (`manifest_detector`), ``recognizer`` chip size, ``image_size``),
+checks its SHA-256, and writes the shard in the generator's format (maps float16 → float32:
+within float16 rounding of the originals, everything else exact). Existing shards are never
+touched, and the generator skips restored shards, so a restored directory resumes with the same
+plan.
 """
 
 from __future__ import annotations
@@ -48,6 +49,21 @@ def image_sha256(images: np.ndarray) -> np.ndarray:
                        for im in images], str)
 
 
+def manifest_detector(manifest: dict[str, Any], where: str | os.PathLike[str]) -> str:
+    """The face detector that found the chips of a map set (its manifest's ``detector``). A
+    manifest without one predates the field: aligned crops were then always found by HOG (the
+    default of ``chips_from_aligned_crops``); photos were not mapped by this pipeline, so their
+    images cannot be rebuilt: a one-line error, never a guess."""
+    from jaxpriv.faces.detect import check_detector
+
+    if "detector" in manifest:
+        return check_detector(manifest["detector"])
+    if manifest.get("aligned_crops", True):
+        return "hog"
+    raise JaxprivError(f"{Path(where) / MANIFEST}: names no face detector (maps from photos "
+                       "made before manifests recorded it): their images cannot be rebuilt")
+
+
 def export_compact(shards_dir: str | os.PathLike[str], compact_dir: str | os.PathLike[str],
                    max_bytes: int = 40_000_000) -> dict[str, Any]:
     """Write the compact copy of every finished shard of ``shards_dir`` not yet in
@@ -56,6 +72,7 @@ def export_compact(shards_dir: str | os.PathLike[str], compact_dir: str | os.Pat
     Returns ``{"shards": {split: n}, "new": n, "bytes": total}``."""
     src, dst = Path(shards_dir), Path(compact_dir)
     manifest = read_manifest(src)
+    manifest_detector(manifest, src)  # a copy that could never be restored is refused now
     if (dst / MANIFEST).is_file() and read_manifest(dst) != manifest:
         raise JaxprivError(f"{dst} holds maps of another plan than {src}")
     todo = [(split, p) for split in manifest["splits"] for p in shard_paths(src / split)
@@ -94,6 +111,7 @@ def restore_compact(compact_dir: str | os.PathLike[str], shards_dir: str | os.Pa
 
     src, dst, faces_dir = Path(compact_dir), Path(shards_dir), Path(faces_dir)
     manifest = read_manifest(src)
+    detector = manifest_detector(manifest, src)
     if (dst / MANIFEST).is_file():
         if read_manifest(dst) != manifest:
             raise JaxprivError(f"{dst} holds maps of another plan than {src}")
@@ -101,7 +119,6 @@ def restore_compact(compact_dir: str | os.PathLike[str], shards_dir: str | os.Pa
         dst.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / MANIFEST, dst / MANIFEST)
     size = load_recognizer(manifest["recognizer"]).input_size
-    detector = manifest.get("detector", "hog")
     restored = skipped = 0
     for split in manifest["splits"]:
         (dst / split).mkdir(exist_ok=True)

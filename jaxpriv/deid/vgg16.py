@@ -29,7 +29,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # (block, convolutions, channels); the last ReLU of each block is a feature LPIPS uses
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
-FEATURES = tuple(f"relu{b}_{n}" for b, n, _ in BLOCKS)
 
 
 def imagenet_normalize(images: jax.Array) -> jax.Array:

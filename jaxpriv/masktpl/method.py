@@ -20,8 +20,15 @@ from jaxpriv.masktpl.keys import read_password
 from jaxpriv.masktpl.model import load_model
 from jaxpriv.masktpl.steer import DEFAULT_RECOGNIZERS, DEFAULT_STEPS, Steering
 from jaxpriv.masktpl.xor import DEFAULT_BITS, KEY_SUFFIX, protect_image, protect_sealed
-from jaxpriv.methods import MethodRun, MethodSpec, Option, PhotoFn, at_least, register_method
-from jaxpriv.recognizers.ensemble import check_spec
+from jaxpriv.methods import (
+    MethodRun,
+    MethodSpec,
+    Option,
+    PhotoFn,
+    at_least,
+    recognizer_option,
+    register_method,
+)
 
 
 def mask_method(bits: int = DEFAULT_BITS, password_file: str | None = None,
@@ -57,9 +64,7 @@ register_method(MethodSpec(
             choices=(1, 2, 3, 4)),
      Option("password_file", str, None,
             "mask/restore: file whose first line is the password (else a prompt)"),
-     Option("recognizer", str, DEFAULT_RECOGNIZERS,
-            "recognizer(s) the protection is steered against: NAME[:TAU][,NAME...]",
-            check=check_spec),
+     recognizer_option(DEFAULT_RECOGNIZERS),
      Option("steps", int, DEFAULT_STEPS, "mask: at most this many steering steps (0: the "
             "generator's pad)", check=at_least(0))),
 ))

@@ -69,6 +69,7 @@ from jaxpriv.data.map_shards import (
 from jaxpriv.data.splits import SPLITS, identity_split
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, chips_from_aligned_crops, detect_faces, extract_chips
+from jaxpriv.faces.detect import check_detector
 from jaxpriv.parallel import make_mesh
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.smna.sensitivity import sensitivity_maps, to_smna_image
@@ -145,9 +146,8 @@ change): other boxes would give other chips, and a resumed run other images."""
 def central_face(image: np.ndarray, detector: str = "hog") -> Face | None:
     """The `detect_faces` face (upsampling `DETECT_UPSAMPLE`) whose box centre is nearest the
     photo's centre, or None."""
-    if detector not in DETECT_UPSAMPLE:
-        raise JaxprivError(f"unknown face detector {detector!r} (choose: hog, yunet)")
-    faces = detect_faces(image, upsample=DETECT_UPSAMPLE[detector], detector=detector)
+    faces = detect_faces(image, upsample=DETECT_UPSAMPLE[check_detector(detector)],
+                         detector=detector)
     centre = np.array(image.shape[1::-1], np.float64) / 2 - 0.5
     return min(faces, default=None, key=lambda f: float(np.hypot(
         (f.box[0] + f.box[2]) / 2 - centre[0], (f.box[1] + f.box[3]) / 2 - centre[1])))
@@ -247,6 +247,7 @@ def generate_maps(
     and `detector` choose how chips are found (module doc). `mesh` defaults
     to all local devices. Returns counts and speeds (`images_per_s`, `queries_per_s`)."""
     out = Path(out_dir)
+    check_detector(detector)
     bad = [s for s in only_splits if s not in SPLITS]
     if bad:
         raise JaxprivError(f"unknown split(s) {', '.join(bad)}; choose from {', '.join(SPLITS)}")

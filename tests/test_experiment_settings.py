@@ -1,0 +1,38 @@
+"""Experiment settings and outputs: a bad setting is one line (``jaxpriv: error: …``, exit 2)
+from ``python -m experiments.main``, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxpriv.errors import JaxprivError
+
+from .conftest import ROOT
+
+
+@pytest.mark.parametrize("runs", [(), ((3,),), ((9, "sface"),), ((3, ""),)])
+def test_mask_eval_refuses_empty_or_malformed_runs(runs: object) -> None:
+    from experiments import mask_eval
+    from experiments.configs.mask_eval import get_config
+
+    config = get_config()
+    config.runs = runs
+    config.figure = ""
+    with pytest.raises(JaxprivError, match="config.runs"):
+        mask_eval.run(config, "unused")
+
+
+def test_main_prints_a_bad_setting_as_one_line(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-m", "experiments.main", "--config",
+                          "experiments/configs/mask_eval.py", "--workdir", str(tmp_path),
+                          "--config.runs=()"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines() == [
+        "jaxpriv: error: config.runs must list (k, superposition) pairs, got (); "
+        "e.g. --config.runs=\"((3, 'dlib_resnet,sface'),)\""]
