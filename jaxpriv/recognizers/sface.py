@@ -248,8 +248,9 @@ def depthwise3x3_fastgrad(x: jax.Array, kernel: jax.Array, stride: int) -> jax.A
     CPU backend fuses that into one loop together with the cotangent's producer — which includes
     this layer's batch norm and PReLU mask, hence the forward shift sum again — and the fused loop
     evaluates the producer once per pad: the forward is recomputed 9 times per layer, and
-    SFace's input gradient cost ≈ 12× its forward. A ``lax.fori_loop`` is not fused, so its
-    operand (the cotangent) is computed once; each iteration adds one tap's contribution."""
+    SFace's input gradient cost 9–11× its forward (benchmarks/sface_grad.py). A ``lax.fori_loop``
+    is not fused, so its operand (the cotangent) is computed once; each iteration adds one tap's
+    contribution to the input and kernel gradients."""
     return depthwise3x3(x, kernel, stride)
 
 
