@@ -4,7 +4,8 @@ Run (the default generator, MobileStyleGAN; experiments/deid_msg.py): the test t
 experiments/results/deid.{json,md,png}:
   python -m experiments.main --config experiments/configs/deid_eval.py --workdir DIR
 the validation sweep that chose the default (msg_results_validation.{json,md}): the command
-recorded in experiments/results/deid_mobilestylegan_validation.md.
+recorded in experiments/results/deid_mobilestylegan_validation.md; the sweep of the face region:
+experiments/results/deid_mobilestylegan_region_validation.md.
 The 64×64 generator (writes face_gan_results.{json,md,png}): --config.generator=face_gan_64
 (DIR/cache: the GAN's chip cache (as experiments/configs/face_gan.py) and the projections)
 Smoke: --config.glint_per_identity=1 --config.max_scene_faces=2 --config.steps=10
@@ -75,6 +76,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.msg_eval_step = 1
     c.msg_variants = ((1024.0, 0.7), (2048.0, 0.7))
     c.msg_default = "bounded ε=2048 ψ=0.7"  # jaxpriv.deid.method's MSG default, marked
+    # other face regions (jaxpriv.deid.ffhq.REGIONS) blended from the same render as ``mask``
+    c.msg_regions = ()
     c.msg_baselines = (("blur", "blur", ()), ("mosaic", "mosaic", ()),
                        ("old 64×64 deid", "deid", (("generator", "face_gan_64"),)))
     c.figure_faces = 4
