@@ -32,6 +32,9 @@ def test_defaults_per_generator() -> None:
     assert new == spec.in_effect(generator="mobilestylegan")
     assert new["generator"] == "mobilestylegan" and "checkpoint" not in new and new["steps"] == 1
     assert (new["epsilon"], new["truncation"], new["clip"]) == (2048.0, 0.7, 2.0)
+    # the region per generator: forehead (chosen on validation,
+    # experiments/results/deid_mobilestylegan_region_validation.md); face_gan_64 keeps hull68
+    assert (new["region"], old["region"]) == ("forehead", "hull68")
     assert spec.in_effect(generator="mobilestylegan", mode="paper")["epsilon"] == 3.0
     with pytest.raises(JaxprivError, match="--checkpoint applies to --generator face_gan_64"):
         spec.in_effect(generator="mobilestylegan", checkpoint="ckpt/face_gan_64")
