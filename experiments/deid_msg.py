@@ -13,11 +13,15 @@ LPIPS-VGG(↓G(w_s), the 256² target crop) and the identity distances of the ph
 pasted in to the original face (dlib, SFace). De-identification, per variant (ε, ψ): share of
 faces that are another person than the reference photo for dlib AND for SFace (each at its own
 threshold), and share still detected by HOG AND by YuNet (a box of IoU ≥ 0.3 with the original).
+Each variant is blended into ``config.msg_region``; ``config.msg_regions`` adds a row per other
+region (``"<variant> region=<r>"``) blended from the same render — same projection, same noised
+``w`` — so only the region differs between those rows.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -27,9 +31,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.results_io import write_results
+from experiments.results_io import recorded_command, write_results
 from jaxpriv.data import split_identities
-from jaxpriv.deid import msg_deid, vgg16
+from jaxpriv.deid import ffhq, msg_deid, vgg16
 from jaxpriv.deid import w_project as wp
 from jaxpriv.faces import Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
@@ -129,6 +133,13 @@ def figure(tiles: list[list[np.ndarray]], labels: list[str], path: str) -> None:
     cv2.imwrite(path, cv2.cvtColor(np.concatenate([header, grid], 0), cv2.COLOR_RGB2BGR))
 
 
+def row_names(config: ml_collections.ConfigDict, variants: list) -> list[str]:
+    """The rows of the variants: each in ``config.msg_region``, then in every other region of
+    ``config.msg_regions``."""
+    return [n for n, _ in variants] + [f"{n} region={r}" for n, _ in variants
+                                       for r in config.msg_regions]
+
+
 def measure(config: ml_collections.ConfigDict, workdir: str | Path, variants: list, raw: dict,
             raw_path: Path) -> None:
     """Measure the faces not yet in ``raw`` (up to ``msg_max_faces``), saving ``raw`` to
@@ -142,7 +153,7 @@ def measure(config: ml_collections.ConfigDict, workdir: str | Path, variants: li
     lpips = jax.jit(lambda a, b: vgg16.lpips(vgg, heads, a, b))
     baselines = {label: get_method(name).make(**dict(opts))
                  for label, name, opts in config.msg_baselines}
-    rows = raw["rows"] or {"original": [], **{n: [] for n, _ in variants},
+    rows = raw["rows"] or {"original": [], **{n: [] for n in row_names(config, variants)},
                            **{n: [] for n in baselines}}
     timing = raw["timing"] or {k: [] for k in ("align", "project", "render", "blend",
                                                *baselines)}
@@ -170,7 +181,7 @@ def measure(config: ml_collections.ConfigDict, workdir: str | Path, variants: li
             render = wp.render(trace[:, s])
             small = wp.downsample(wp.from_uint8(render), wp.WProjectConfig.loss_size)
             quality[s]["lpips"].append(float(lpips(small, wp.from_uint8(target))[0]))
-            pasted = msg_deid.blend_faces(image, [face], render, transforms, config.mask)
+            pasted = msg_deid.blend_faces(image, [face], render, transforms, config.msg_region)
             e_dlib, e_sface = judge.embed(pasted, face)
             quality[s]["d_dlib"].append(float(np.linalg.norm(e_dlib - own[0])))
             quality[s]["d_sface"].append(float(np.linalg.norm(e_sface - own[1])))
@@ -181,9 +192,11 @@ def measure(config: ml_collections.ConfigDict, workdir: str | Path, variants: li
             t = _clock()
             render = wp.render(w)
             timing["render"].append((np.nan, np.nan) if first else _since(t))
-            t = _clock()
-            outs[name] = msg_deid.blend_faces(image, [face], render, transforms, config.mask)
-            timing["blend"].append(_since(t))
+            for region in (config.msg_region, *config.msg_regions):
+                t = _clock()
+                row = name if region == config.msg_region else f"{name} region={region}"
+                outs[row] = msg_deid.blend_faces(image, [face], render, transforms, region)
+                timing["blend"].append(_since(t))
         for name, protect in baselines.items():
             t = _clock()
             outs[name] = protect(image, [face], key)
@@ -212,6 +225,10 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     Path(workdir).mkdir(parents=True, exist_ok=True)
     variants = [(f"bounded ε={e:g} ψ={p:g}", msg_deid.mechanism("bounded", e, 1.0, config.clip, p))
                 for e, p in config.msg_variants]
+    regions = (config.msg_region, *config.msg_regions)
+    if len(set(regions)) < len(regions) or not set(regions) <= set(ffhq.REGIONS):
+        raise ValueError(f"msg_region {config.msg_region!r} and msg_regions "
+                         f"{config.msg_regions!r} must be distinct names of {ffhq.REGIONS}")
     raw_path = Path(workdir) / f"deid_msg_raw_{config.eval_split}.json"
     raw = (json.loads(raw_path.read_text()) if raw_path.exists() else
            {"names": [], "rows": {}, "timing": {}, "quality": {}, "minutes": 0.0})
@@ -220,24 +237,33 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     n = config.msg_max_faces or len(raw["names"])
     faces = [{"name": name} for name in raw["names"][:n]]
     rows = {k: v[:n] for k, v in raw["rows"].items()}
-    timing = {k: v[:n * (len(variants) if k in ("render", "blend") else 1)]
-              for k, v in raw["timing"].items()}
+    per_face = {"render": len(variants), "blend": len(variants) * len(regions)}
+    timing = {k: v[:n * per_face.get(k, 1)] for k, v in raw["timing"].items()}
     quality = {int(s): {k: v[:n] for k, v in q.items()} for s, q in raw["quality"].items()}
     tiles = []
-    if config.eval_split == "test" and (Path(workdir) / "deid_msg_tiles.npz").exists():
+    columns, labels = config.figure_columns, config.figure_labels
+    if config.eval_split != "test":  # every row, labelled in ASCII (cv2 text)
+        columns = row_names(config, variants)
+        labels = [c.split("region=")[-1] if "region=" in c else
+                  c.replace("bounded ε=", "e=").replace("ψ=", "psi=") for c in columns]
+    if config.figure_faces and (Path(workdir) / "deid_msg_tiles.npz").exists():
         with np.load(Path(workdir) / "deid_msg_tiles.npz") as z:
-            tiles = [{c: z[f"{i}/{c}"] for c in ("original", *config.figure_columns)}
+            tiles = [{c: z[f"{i}/{c}"] for c in ("original", *columns)}
                      for i in range(min(config.figure_faces, n))]
     result = summarise(config, faces, variants, rows, quality, timing)
-    result["meta"] = {"command": config.command, "machine": machine_description(),
+    result["regions"] = {r: ffhq.REGION_HELP[r] for r in regions}
+    argv = [a for a in sys.argv[1:] if not a.startswith("--config.msg_note")]  # printed apart
+    result["meta"] = {"command": recorded_command(argv), "machine": machine_description(),
                       "wall_minutes": raw["minutes"]}  # of the measuring run(s)
     out = ml_collections.ConfigDict({"out_json": f"{config.msg_results}_{config.eval_split}.json",
                                      "out_md": f"{config.msg_results}_{config.eval_split}.md"})
+    png = f"{config.msg_results}_{config.eval_split}.png"
     if config.eval_split == "test":
         out = ml_collections.ConfigDict({"out_json": config.out_json, "out_md": config.out_md})
+        png = config.out_png
     if tiles:
-        figure([[row[n] for n in ("original", *config.figure_columns)] for row in tiles],
-               ["original", *config.figure_labels], config.out_png)
+        figure([[row[c] for c in ("original", *columns)] for row in tiles],
+               ["original", *labels], png)
     write_results(out, result, markdown(config, result))
     return result
 
@@ -267,7 +293,7 @@ def summarise(config: ml_collections.ConfigDict, faces: list[dict], variants: li
     return {"split": config.eval_split, "faces": [f["name"] for f in faces],
             "eval_step": int(config.msg_eval_step),
             "mechanisms": {n: m.describe() for n, m in variants}, "deid": table,
-            "chosen": (chosen(table, [n for n, _ in variants])  # the rule, on validation only
+            "chosen": (chosen(table, row_names(config, variants))  # the rule, on validation only
                        if config.eval_split == "validation" else None),
             "projection": {str(s): {k: float(np.mean(v)) for k, v in q.items()}
                            for s, q in quality.items() if q["lpips"]},
@@ -288,6 +314,16 @@ def _table(r: dict, names: list[str], mark: str) -> list[str]:
     return lines
 
 
+def _default_row(config: ml_collections.ConfigDict, r: dict) -> str:
+    """The row of ``jaxpriv.deid.method``'s default (ε, ψ: ``msg_default``; its region) in the
+    results ``r`` (rows without ``region=`` are in the run's first region)."""
+    from jaxpriv.deid.method import DEFAULT_REGION
+
+    own = next(iter(r.get("regions", {"hull68": ""})))  # files before regions: hull68
+    default = DEFAULT_REGION["mobilestylegan"]
+    return config.msg_default + ("" if own == default else f" region={default}")
+
+
 def markdown(config: ml_collections.ConfigDict, r: dict) -> str:
     """The report (test: the table at the default, then the validation sweep if written)."""
     sec, msg = r["seconds_per_face"], ("align", "project", "render", "blend")
@@ -300,7 +336,8 @@ def markdown(config: ml_collections.ConfigDict, r: dict) -> str:
              "MobileStyleGAN deid, blur and mosaic use no recognizer: **black-box** for dlib and "
              "SFace; the old 64×64 deid projects with dlib ResNet features: **white-box** for "
              "dlib, black-box for SFace.", "",
-             f"Command: `{config.command}`  ",
+             f"Command: `{r['meta']['command']}`  ",
+             *([f"Note: {config.msg_note}  "] if config.msg_note else []),
              f"Machine: {r['meta']['machine']}; wall {r['meta']['wall_minutes']:.1f} min.", "",
              f"## Time per face (wall s / process CPU s, {r['eval_step']} projection step(s); "
              "first face left out: compilation)", "",
@@ -324,18 +361,27 @@ def markdown(config: ml_collections.ConfigDict, r: dict) -> str:
                   for s, q in r["projection"].items()]
         lines.append("")
     lines += ["## De-identification (against another photo of the same identity)", ""]
-    sweep = Path(f"{config.msg_results}_validation.json")
-    v = json.loads(sweep.read_text()) if r["split"] == "test" and sweep.exists() else None
-    lines += _table(r, list(r["deid"]), config.msg_default)
-    lines += ["", "LPIPS photo: LPIPS-VGG of the whole protected photo vs the original.", "",
-              "## Mechanisms", ""] + [f"- {k}: {v}" for k, v in r["mechanisms"].items()]
-    if v:
-        lines += ["", f"## Sweep of ε and ψ (validation identities, {len(v['faces'])} faces; "
-                  f"`{sweep.name[:-5]}.md`)", ""]
-        lines += _table(v, list(v["deid"]), config.msg_default)
+    lines += _table(r, list(r["deid"]), _default_row(config, r))
+    lines += ["", "LPIPS photo: LPIPS-VGG of the whole protected photo vs the original.", ""]
+    if len(r.get("regions", {})) > 1:
+        lines += [f"Face region (`jaxpriv.deid.ffhq`): rows without `region=` use "
+                  f"{config.msg_region}; a `region=` row blends the same render (same "
+                  "projection, same noised w) into that region instead:", ""]
+        lines += [f"- {k}: {v}" for k, v in r["regions"].items()]
+        lines.append("")
+    lines += ["## Mechanisms", ""] + [f"- {k}: {v}" for k, v in r["mechanisms"].items()]
+    for what, stem in (("ε and ψ", config.msg_results), ("face region", config.msg_region_results)):
+        sweep = Path(f"{stem}_validation.json")
+        if r["split"] == "test" and sweep.exists():
+            v = json.loads(sweep.read_text())
+            lines += ["", f"## Sweep of {what} (validation identities, {len(v['faces'])} faces; "
+                      f"`{sweep.name[:-5]}.md`)", ""]
+            lines += _table(v, list(v["deid"]), _default_row(config, v))
     if r["split"] == "validation":
         lines += ["", "Rule: of the variants with ≥ 95 % another person for dlib AND SFace and "
-                  "≥ 95 % detected by HOG AND YuNet, the smallest ε (the most noise): "
+                  "≥ 95 % detected by HOG AND YuNet, the smallest ε (the most noise), then the "
+                  "lowest LPIPS photo: "
                   + (f"**{r['chosen']}**." if r["chosen"] else "**no variant meets it**; the "
-                     f"default stays {config.msg_default} (jaxpriv.deid.method.MSG_EPSILON).")]
+                     f"default stays {_default_row(config, r)} (jaxpriv.deid.method's "
+                     "MSG_EPSILON and DEFAULT_REGION).")]
     return "\n".join(lines) + "\n"

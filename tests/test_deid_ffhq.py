@@ -119,3 +119,32 @@ def test_generated_face_changes_only_the_mask(photo) -> None:
     assert np.array_equal(out[wimg == 0], image[wimg == 0])
     centre = wimg > 0.999
     np.testing.assert_allclose(out[centre].mean(0), (30, 200, 90), atol=1.0)
+
+
+@pytest.mark.parametrize("region", ["forehead", "forehead_wide"])
+def test_forehead_region_covers_the_forehead_inside_the_chip(photo, region: str) -> None:
+    """The brows lifted (by FOREHEAD_LIFT × eye-to-chin): the polygon holds the whole hull68 and
+    points above the brows that hull68 leaves to the photo, and stays inside the chip — also for
+    a photo cut just above the brows."""
+    from jaxpriv.deid.blend import landmarks68
+
+    image, face = photo
+    size = 512
+    for img in (image, image[int(landmarks68(image, face)[17:27, 1].min()) - 5:]):
+        f = detect_faces(img)[0] if img is not image else face
+        t = ffhq.ffhq_transform(img, f, size)
+        hull = ffhq.region_polygon(img, f, t, size, "hull68")
+        poly = ffhq.region_polygon(img, f, t, size, region)
+        assert poly.min() >= -0.5 and poly.max() <= size - 0.5
+        inside = [cv2.pointPolygonTest(poly.astype(np.float32), tuple(map(float, p)), False)
+                  for p in hull]
+        assert min(inside) >= 0  # hull68 ⊂ the new region
+        # a forehead point: above the middle of the brows by ¼ of the eye-to-chin distance
+        pts = landmarks68(img, f) @ np.linalg.inv(np.vstack([t, [0, 0, 1]]))[:2, :2].T \
+            + np.linalg.inv(np.vstack([t, [0, 0, 1]]))[:2, 2]
+        up = 0.25 * (pts[8, 1] - pts[36:48, 1].mean())
+        forehead = (float(pts[17:27, 0].mean()), float(pts[17:27, 1].mean() - up))
+        assert cv2.pointPolygonTest(poly.astype(np.float32), forehead, True) > 0.05 * up
+        assert cv2.pointPolygonTest(hull.astype(np.float32), forehead, False) < 0
+        weight = ffhq.soft_mask(poly, size)
+        assert weight[int(forehead[1]), int(forehead[0])] > 0.5  # replaced, not just feathered

@@ -32,6 +32,9 @@ def test_defaults_per_generator() -> None:
     assert new == spec.in_effect(generator="mobilestylegan")
     assert new["generator"] == "mobilestylegan" and "checkpoint" not in new and new["steps"] == 1
     assert (new["epsilon"], new["truncation"], new["clip"]) == (2048.0, 0.7, 2.0)
+    # the region per generator: forehead (chosen on validation,
+    # experiments/results/deid_mobilestylegan_region_validation.md); face_gan_64 keeps hull68
+    assert (new["region"], old["region"]) == ("forehead", "hull68")
     assert spec.in_effect(generator="mobilestylegan", mode="paper")["epsilon"] == 3.0
     with pytest.raises(JaxprivError, match="--checkpoint applies to --generator face_gan_64"):
         spec.in_effect(generator="mobilestylegan", checkpoint="ckpt/face_gan_64")
@@ -147,3 +150,28 @@ def test_projection_is_compiled_once_for_every_photo_and_method(monkeypatch) -> 
             protect(image, [face], jax.random.key(k))
     assert len(traces) == 1, traces
     msg_deid.projector.cache_clear()
+
+
+@pytest.mark.parametrize("generator,region,match", [
+    ("mobilestylegan", "nose", "--region must be one of"),
+    ("face_gan_64", "forehead", "--region forehead needs --generator mobilestylegan")])
+def test_region_option_refuses_an_unknown_or_unsupported_region(capsys, tmp_path, generator: str,
+                                                                region: str, match: str) -> None:
+    """An unknown region, or one face_gan_64's blend does not have, is a one-line error (CLI and
+    Python call) before anything is loaded, never a ValueError at the first face."""
+    from jaxpriv.deid.method import deid
+
+    with pytest.raises(JaxprivError, match=match) as e:
+        deid(generator=generator, region=region)
+    assert "\n" not in str(e.value)
+    with pytest.raises(JaxprivError, match="--region"):
+        get_method("deid").in_effect(generator=generator, region=region)
+    out = tmp_path / "out"
+    try:  # argparse exits on a name not in the choices, with its usage and a one-line error
+        rc = main(["protect", str(SAMPLES / "obama.jpg"), "-o", str(out), "--method", "deid",
+                   "--generator", generator, "--region", region])
+    except SystemExit as exit_:
+        rc = exit_.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "error: " in err[-1] and "--region" in err[-1], err
+    assert not out.exists()

@@ -4,7 +4,8 @@ Run (the default generator, MobileStyleGAN; experiments/deid_msg.py): the test t
 experiments/results/deid.{json,md,png}:
   python -m experiments.main --config experiments/configs/deid_eval.py --workdir DIR
 the validation sweep that chose the default (msg_results_validation.{json,md}): the command
-recorded in experiments/results/deid_mobilestylegan_validation.md.
+recorded in experiments/results/deid_mobilestylegan_validation.md; the sweep of the face region:
+experiments/results/deid_mobilestylegan_region_validation.md.
 The 64×64 generator (writes face_gan_results.{json,md,png}): --config.generator=face_gan_64
 (DIR/cache: the GAN's chip cache (as experiments/configs/face_gan.py) and the projections)
 Smoke: --config.glint_per_identity=1 --config.max_scene_faces=2 --config.steps=10
@@ -28,7 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.lambda_mse = 1.0
     c.lambda_id = 0.0
     c.project_batch = 8
-    c.mask = "hull68"
+    c.mask = "hull68"  # face_gan_64's region (MobileStyleGAN: msg_region below)
     # glint faces of the eval_split identities (jaxpriv.data.splits; never seen by the GAN), as
     # photos: crop padded by 25 %
     # and upsampled ×3 (jaxpriv.faces.align.photo_from_aligned_crop)
@@ -75,11 +76,17 @@ def get_config() -> ml_collections.ConfigDict:
     c.msg_eval_step = 1
     c.msg_variants = ((1024.0, 0.7), (2048.0, 0.7))
     c.msg_default = "bounded ε=2048 ψ=0.7"  # jaxpriv.deid.method's MSG default, marked
+    # the face region (jaxpriv.deid.ffhq.REGIONS; jaxpriv.deid.method's default) and other
+    # regions blended from the same render, one row each; a note printed under the command
+    c.msg_region = "forehead"
+    c.msg_regions = ()
+    c.msg_note = ""
     c.msg_baselines = (("blur", "blur", ()), ("mosaic", "mosaic", ()),
                        ("old 64×64 deid", "deid", (("generator", "face_gan_64"),)))
     c.figure_faces = 4
     c.figure_columns = ("bounded ε=2048 ψ=0.7", "old 64×64 deid", "blur", "mosaic")
     c.figure_labels = ("deid (MobileStyleGAN)", "old 64x64 deid", "blur", "mosaic")
     c.msg_results = "experiments/results/deid_mobilestylegan"
+    c.msg_region_results = "experiments/results/deid_mobilestylegan_region"  # its region sweep
     c.command = "python -m experiments.main --config experiments/configs/deid_eval.py --workdir DIR"
     return c

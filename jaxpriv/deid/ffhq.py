@@ -17,10 +17,11 @@ The square maps to a ``size``-pixel chip (pixel centres at ``(i + ½)/size`` of 
 chip is sampled bilinearly after an anti-alias Gaussian blur when the face is larger than the
 chip. **Paste-back** warps a chip back with the same transform and blends it with a soft weight
 that is 1 inside the face region and falls to 0 at its border: the convex hull of dlib's 68
-landmarks (``hull68``: jaw line to eyebrows) or a fixed ellipse of the FFHQ template
-(``ellipse``), so hair and background stay the photo's own; the generated face is first shifted
-to the photo's mean colour along the region's soft border. Pixels where the weight is 0 are
-copied unchanged. Images are uint8 HWC RGB.
+landmarks (``hull68``: jaw line to eyebrows), that hull with the brows lifted over the forehead
+(``forehead``; also grown around its centre over the face outline: ``forehead_wide``) or a fixed
+ellipse of the FFHQ template (``ellipse``), so hair and background stay the photo's own; the
+generated face is first shifted to the photo's mean colour along the region's soft border.
+Pixels where the weight is 0 are copied unchanged. Images are uint8 HWC RGB.
 """
 
 from __future__ import annotations
@@ -28,11 +29,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face
 from jaxpriv.faces.align import chip_footprint
 from jaxpriv.faces.detect import arcface_landmarks_in_box, check_image
 
-REGIONS = ("hull68", "ellipse")
+REGION_HELP = {
+    "hull68": "convex hull of dlib's 68 landmarks (jaw line to eyebrows)",
+    "ellipse": "fixed ellipse of the FFHQ chip template",
+    "forehead": "hull68 with the 10 brow points lifted by 0.4 × the eye-to-chin distance "
+                "(covers the forehead)",
+    "forehead_wide": "forehead grown ×1.1 around its centroid (covers the face outline too)"}
+REGIONS = tuple(REGION_HELP)
+FOREHEAD_LIFT = 0.4  # brow lift, as a share of the eye-to-chin distance (chip's vertical)
+WIDE_GROWTH = 1.1  # forehead_wide: scale of the forehead polygon around its centroid
 # face ellipse in the FFHQ chip (fractions of the side: centre, half-axes): eyes at y ≈ 0.47,
 # mouth ≈ 0.74 by the construction above; brows to chin ≈ 0.36 … 0.90, cheeks ≈ 0.5 ± 0.25
 ELLIPSE = ((0.5, 0.62), (0.26, 0.30))
@@ -115,16 +125,22 @@ def align_crop(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarra
 def region_polygon(image: np.ndarray, face: Face, transform: np.ndarray, size: int,
                    region: str = "hull68") -> np.ndarray:
     """The face region as a polygon (K, 2) in the chip's pixel coordinates."""
-    if region == "hull68":
+    if region in ("hull68", "forehead", "forehead_wide"):
         from jaxpriv.deid.blend import landmarks68
 
         pts = landmarks68(image, face) @ _inverse(transform)[:, :2].T + _inverse(transform)[:, 2]
+        if region != "hull68":  # the chip is upright: "up" is −v
+            eye_to_chin = pts[8, 1] - pts[36:48, 1].mean()
+            pts[17:27, 1] -= FOREHEAD_LIFT * max(eye_to_chin, 0.0)
+        if region == "forehead_wide":
+            pts = pts.mean(0) + WIDE_GROWTH * (pts - pts.mean(0))
+        pts = np.clip(pts, -0.5, size - 0.5)  # inside the chip
         return cv2.convexHull(pts.astype(np.float32))[:, 0].astype(np.float64)
     if region == "ellipse":
         (cx, cy), (ax, ay) = ELLIPSE
         t = np.linspace(0, 2 * np.pi, 72, endpoint=False)
         return np.stack([cx + ax * np.cos(t), cy + ay * np.sin(t)], 1) * size - 0.5
-    raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
+    raise JaxprivError(f"--region must be one of {list(REGIONS)}, got {region!r}")
 
 
 def soft_mask(polygon: np.ndarray, size: int, feather: float = FEATHER) -> np.ndarray:

@@ -22,6 +22,11 @@ Two generators (``--generator``): ``mobilestylegan`` (the default), MobileStyleG
 pipeline of :mod:`jaxpriv.deid.msg_deid`), and ``face_gan_64``, the 64×64 generator trained here
 (128-d ``w``; this module's pipeline): a fallback that needs neither the non-commercial weights
 nor the extra packages, with smeared faces.
+
+The face region replaced (``--region``, :data:`jaxpriv.deid.ffhq.REGIONS`): with MobileStyleGAN
+``forehead`` by default — the 68-landmark hull with the brows lifted over the forehead, which the
+recognizers' crops still see when only the hull (jaw to brows) is replaced; with face_gan_64
+``hull68`` (or ``ellipse``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpriv.checkpoints import shipped_checkpoint
+from jaxpriv.deid.ffhq import REGION_HELP, REGIONS
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face
 from jaxpriv.methods import MethodSpec, Option, ProtectFn, above, at_least, register_method, within
@@ -68,6 +74,12 @@ DEFAULT_CLIP = 2.0  # bounded mode C, in units of the generator's per-coordinate
 # whose LPIPS and identity distances barely move in 3 steps (the 8-face run); paper mode as above
 MSG_EPSILON = {"bounded": 2048.0, "paper": 3.0}
 DEFAULT_STEPS = {"face_gan_64": 60, "mobilestylegan": 1}
+# the face region replaced (jaxpriv.deid.ffhq.REGIONS), per generator. MobileStyleGAN: forehead
+# (hull68 with the brows lifted over the forehead), chosen on 24 validation faces
+# (experiments/results/deid_mobilestylegan_region_validation.md): what SFace still matched with
+# hull68 lay above the brows; the ellipse's border crosses the brows and shows
+DEFAULT_REGION = {"face_gan_64": "hull68", "mobilestylegan": "forehead"}
+FACE_GAN_REGIONS = ("hull68", "ellipse")  # the regions of face_gan_64's blend (deid.blend)
 TRAIN_HINT = ("train one with: python -m experiments.main --config experiments/configs/face_gan.py"
               " --workdir DIR --config.export_dir={path}")
 
@@ -113,11 +125,11 @@ MODE_ONLY = {"sensitivity": "paper", "clip": "bounded"}
 
 
 def fill_mode_defaults(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` with ``epsilon``/``truncation``/``steps`` = None replaced by their mode's and
-    generator's defaults (:data:`DEFAULT_EPSILON` or :data:`MSG_EPSILON`,
-    :data:`DEFAULT_TRUNCATION`, :data:`DEFAULT_STEPS`), the mode's own Δf option
-    (``sensitivity`` in paper mode, ``clip`` in bounded mode) filled in and the other one
-    dropped; giving the other mode's option, or ``checkpoint`` with MobileStyleGAN, is an error
+    """``options`` with ``epsilon``/``truncation``/``steps``/``region`` = None replaced by their
+    mode's and generator's defaults (:data:`DEFAULT_EPSILON` or :data:`MSG_EPSILON`,
+    :data:`DEFAULT_TRUNCATION`, :data:`DEFAULT_STEPS`, :data:`DEFAULT_REGION`), the mode's own
+    Δf option (``sensitivity`` in paper mode, ``clip`` in bounded mode) filled in and the other
+    one dropped; giving the other mode's option, or ``checkpoint`` with MobileStyleGAN, is an error
     (it would be ignored)."""
     mode = options.get("mode", DEFAULT_MODE)
     if mode not in DEFAULT_EPSILON:
@@ -132,6 +144,12 @@ def fill_mode_defaults(options: dict[str, Any]) -> dict[str, Any]:
                                "(MobileStyleGAN's weights come from the random-face package)")
     elif out.get("checkpoint") is None:
         out["checkpoint"] = DEFAULT_CHECKPOINT
+    if out.get("region") is None:
+        out["region"] = DEFAULT_REGION[generator]
+    region = out["region"]
+    if generator == "face_gan_64" and region in REGIONS and region not in FACE_GAN_REGIONS:
+        raise JaxprivError(f"--region {region} needs --generator mobilestylegan "
+                           f"(face_gan_64: {' or '.join(FACE_GAN_REGIONS)})")
     if out.get("steps") is None:
         out["steps"] = DEFAULT_STEPS[generator]
     if out.get("epsilon") is None:
@@ -151,7 +169,7 @@ def fill_mode_defaults(options: dict[str, Any]) -> dict[str, Any]:
 def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
          checkpoint: str | None = None, sensitivity: float = DEFAULT_SENSITIVITY,
          clip: float = DEFAULT_CLIP, truncation: float | None = None, steps: int | None = None,
-         region: str = "hull68", generator: str = DEFAULT_GENERATOR) -> ProtectFn:
+         region: str | None = None, generator: str = DEFAULT_GENERATOR) -> ProtectFn:
     """Build the ``deid`` method: ``G(w* + Lap(Δf/ε))`` swapped into every face (eq. 10).
     ``None`` options take the mode's and generator's defaults (:func:`fill_mode_defaults`)."""
     from jaxpriv.deid.blend import swap_face
@@ -160,13 +178,16 @@ def deid(epsilon: float | None = None, mode: str = DEFAULT_MODE,
 
     filled = fill_mode_defaults({"mode": mode, "epsilon": epsilon, "truncation": truncation,
                                  "generator": generator, "checkpoint": checkpoint,
-                                 "steps": steps})
+                                 "steps": steps, "region": region})
     eps, psi, steps = float(filled["epsilon"]), float(filled["truncation"]), filled["steps"]
+    region = filled["region"]
     for name, value in (("epsilon", eps), ("sensitivity", sensitivity), ("clip", clip)):
         if not (math.isfinite(value) and value > 0):
             raise JaxprivError(f"--{name} must be > 0, got {value!r}")
     if not 0 < psi <= 1:
         raise JaxprivError(f"--truncation must be in (0, 1], got {psi}")
+    if region not in REGIONS:
+        raise JaxprivError(f"--region must be one of {list(REGIONS)}, got {region!r}")
     if generator == "mobilestylegan":
         from jaxpriv.deid import msg_deid
 
@@ -232,7 +253,7 @@ register_method(MethodSpec(
             "the generator's per-coordinate std of w (default 2)", check=above(0)),
      Option("steps", int, None, "latent projection steps (eq. 9/18; default 1 with "
             "mobilestylegan, 60 with face_gan_64)", check=at_least(1)),
-     Option("region", str, "hull68", "face region replaced: 68-landmark hull or chip-template "
-            "ellipse",
-            choices=("hull68", "ellipse"))),
+     Option("region", str, None, "face region replaced (default forehead with mobilestylegan, "
+            "hull68 with face_gan_64, which has hull68 and ellipse only): "
+            + "; ".join(f"{k}: {v}" for k, v in REGION_HELP.items()), choices=REGIONS)),
     fill=fill_mode_defaults))
