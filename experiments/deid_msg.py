@@ -35,6 +35,7 @@ from experiments.results_io import recorded_command, write_results
 from jaxpriv.data import split_identities
 from jaxpriv.deid import ffhq, msg_deid, vgg16
 from jaxpriv.deid import w_project as wp
+from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, detect_faces, extract_chips
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.faces.detect import arcface_landmarks_in_box, landmarks_in_box
@@ -227,7 +228,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                 for e, p in config.msg_variants]
     regions = (config.msg_region, *config.msg_regions)
     if len(set(regions)) < len(regions) or not set(regions) <= set(ffhq.REGIONS):
-        raise ValueError(f"msg_region {config.msg_region!r} and msg_regions "
+        raise JaxprivError(f"msg_region {config.msg_region!r} and msg_regions "
                          f"{config.msg_regions!r} must be distinct names of {ffhq.REGIONS}")
     raw_path = Path(workdir) / f"deid_msg_raw_{config.eval_split}.json"
     raw = (json.loads(raw_path.read_text()) if raw_path.exists() else

@@ -36,3 +36,16 @@ def test_main_prints_a_bad_setting_as_one_line(tmp_path) -> None:
     assert res.stderr.strip().splitlines() == [
         "jaxpriv: error: config.runs must list (k, superposition) pairs, got (); "
         "e.g. --config.runs=\"((3, 'dlib_resnet,sface'),)\""]
+
+
+@pytest.mark.parametrize("regions", [("nosuch",), ("forehead",)])
+def test_deid_msg_refuses_unknown_or_repeated_regions(tmp_path, regions: tuple) -> None:
+    """An unknown region, or the run's own region listed again, is a one-line error before any
+    model loads (``msg_region`` is forehead by default)."""
+    from experiments import deid_msg
+    from experiments.configs.deid_eval import get_config
+
+    config = get_config()
+    config.msg_regions = regions
+    with pytest.raises(JaxprivError, match="msg_regions"):
+        deid_msg.run(config, tmp_path)
