@@ -72,7 +72,7 @@ class Summary:
         return {"method": self.method, "seed": self.seed, "detector": self.detector,
                 "protected": self.count("protected"), "no_face": self.count("no_face"),
                 "failed": self.count("failed"),
-                "files": [dataclasses.asdict(f) for f in self.files]}
+                "files": [_file_dict(f) for f in self.files]}
 
     def line(self) -> str:
         text = (f"{self.count('protected')} protected, {self.count('no_face')} without a face "
@@ -85,6 +85,14 @@ class Summary:
                                for n in names)
             text += f"; faces still recognised as in the original photo: {counts}"
         return text
+
+
+def _file_dict(result: FileResult) -> dict:
+    """One file of the ``--json`` summary; ``still_recognised`` only when it was checked."""
+    out = dataclasses.asdict(result)
+    if out["still_recognised"] is None:
+        del out["still_recognised"]
+    return out
 
 
 def extra_path(output: Path, suffix: str) -> Path:

@@ -219,6 +219,8 @@ def test_check_identity_reports_without_changing_outputs(tmp_path: Path) -> None
     assert hidden.files[0].still_recognised == {"dlib_resnet": 0}
     plain = protect_files(photo, tmp_path / "plain", get_method("solid").make(), "solid", seed=3)
     assert plain.files[0].still_recognised is None
+    assert "still_recognised" not in plain.as_dict()["files"][0]
+    assert hidden.as_dict()["files"][0]["still_recognised"] == {"dlib_resnet": 0}
     assert ((tmp_path / "plain" / "two_people.jpg").read_bytes()
             == (tmp_path / "solid" / "two_people.jpg").read_bytes())
 
