@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -79,15 +80,16 @@ def test_main_requires_workdir_and_resolves_paths_from_the_repo(tmp_path) -> Non
     assert line.split() == ["RESULT", str(ROOT), str(tmp_path / "run"), "True"]
 
 
-def test_recorded_command_hides_the_workdir() -> None:
+def test_recorded_command_hides_the_workdir(tmp_path: Path) -> None:
     """Results files record the command with ``--workdir DIR``: the experiments that wrote
-    ``sys.argv`` as is put machine folders (``/tmp/...``) into committed results."""
+    ``sys.argv`` as is put machine folders (the temp folder) into committed results."""
     from experiments.results_io import recorded_command
 
-    argv = ["--config", "experiments/configs/x.py", "--workdir", "/tmp/run1", "--config.n=2"]
+    argv = ["--config", "experiments/configs/x.py", "--workdir", str(tmp_path / "run1"),
+            "--config.n=2"]
     assert recorded_command(argv) == ("python -m experiments.main --config experiments/configs/"
                                       "x.py --workdir DIR --config.n=2")
-    assert recorded_command(["--workdir=/home/u/run", "--config", "c.py"]) == (
+    assert recorded_command([f"--workdir={Path.home() / 'run'}", "--config", "c.py"]) == (
         "python -m experiments.main --workdir=DIR --config c.py")
 
 
