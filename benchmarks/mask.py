@@ -12,7 +12,7 @@ Cases, interleaved round by round so load from other processes hits them alike:
 Every round checks that the restored pixels equal the original. Ratios are to the in-memory
 two-people case of the same run.
 
-    python benchmarks/mask.py [--repeats 3] [--bits 3] [--json experiments/results/mask_bench.json]
+    python benchmarks/mask.py [--repeats 3] [--bits 4] [--json experiments/results/mask_bench.json]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--bits", type=int, default=3)
+    p.add_argument("--bits", type=int, default=None, help="default: the mask's default k")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
@@ -52,7 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     from jaxpriv.masktpl import keys as K
     from jaxpriv.masktpl.model import load_model
     from jaxpriv.masktpl.steer import Steering
-    from jaxpriv.masktpl.xor import protect_file, protect_image, restore_file, restore_image
+    from jaxpriv.masktpl.xor import (
+        DEFAULT_BITS,
+        protect_file,
+        protect_image,
+        restore_file,
+        restore_image,
+    )
+
+    args.bits = DEFAULT_BITS if args.bits is None else args.bits
 
     facts = machine_facts()
     sys_info = {"cpu": facts["cpu_model"], "os_cpu_count": facts["os_cpu_count"],
@@ -63,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     steering = Steering()
     sys_info["steering"] = {"recognizers": steering.recognizers, "steps": steering.steps,
                             "margin": steering.margin, "start": steering.start,
-                            "step": steering.step}
+                            "step": steering.step, "weighting": steering.weighting,
+                            "ssim_target": steering.ssim_target}
     model = load_model()
     photo_path = Path(jaxpriv.__file__).parent / "samples" / "two_people.jpg"
     photo = load_image(photo_path)

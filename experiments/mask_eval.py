@@ -35,7 +35,14 @@ from jaxpriv.io import load_image
 from jaxpriv.machine import cpu_model
 from jaxpriv.masktpl import keys as K
 from jaxpriv.masktpl.model import load_model
-from jaxpriv.masktpl.steer import Steering, steer_batch, working_arrays
+from jaxpriv.masktpl.steer import (
+    Steering,
+    face_box_region,
+    shrink_to_ssim,
+    steer_batch,
+    texture_weight,
+    working_arrays,
+)
 from jaxpriv.masktpl.xor import check_bits, face_pads, key_payload, protect_image, restore_image
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.recognizers.ensemble import chip_affines
@@ -131,12 +138,19 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
             masks.append(mask)
             starts.append(photo ^ pad if steering.start == "generator" else photo)
         high, low, m = working_arrays(photos, np.stack(starts), np.stack(masks), k)
+        weight = (texture_weight(photos, np.stack(masks)) if steering.weighting == "texture"
+                  else None)
         aff = np.stack([chip_affines(p, f, ens, IDENTITY) for _, _, p, f in chunk])
         refs = [np.stack(r) for r in zip(*[[e for e in _clean(ens, p, f)]
                                             for _, _, p, f in chunk], strict=True)]
         low, _ = steer_batch(high, low, m, aff, refs, k, ens, steering.steps, steering.margin,
-                             steering.step, steering.balance)
-        out += list((high + low).astype(np.uint8))[:n]
+                             steering.step, steering.balance, weight)
+        for (_, _, photo, face), steered in zip(chunk[:n], (high + low).astype(np.uint8),
+                                                strict=False):
+            if steering.ssim_target:
+                steered, _ = shrink_to_ssim(photo, steered, face_box_region(face, photo.shape),
+                                            steering.ssim_target)
+            out.append(steered)
     return out, time.time() - t0
 
 
@@ -156,10 +170,10 @@ def _rates(d_clean: np.ndarray, d_prot: np.ndarray, d_rest: np.ndarray, t: float
             else float("nan")}
 
 
-def face_region(photo: np.ndarray, face: Face) -> tuple[slice, slice]:
-    x0, y0, x1, y1 = (int(round(v)) for v in face.box)
-    h, w = photo.shape[:2]
-    return slice(max(0, y0), min(h, y1 + 1)), slice(max(0, x0), min(w, x1 + 1))
+def steering_of(config: ml_collections.ConfigDict, superposition: str) -> Steering:
+    """The config's steering against ``superposition``."""
+    return Steering(superposition, config.steps, config.margin, config.start, config.step,
+                    config.balance, config.weighting, config.ssim_target)
 
 
 def check_runs(runs: object) -> list[tuple[int, str]]:
@@ -191,7 +205,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         for p in parts:  # rows of older files carry their steering only at the top level
             for x in p["rows"]:
                 for key, default in (("steps", None), ("step", 1.0), ("margin", None),
-                                     ("balance", False)):
+                                     ("balance", False), ("weighting", "sign"),
+                                     ("ssim_target", 0.0)):
                     x.setdefault(key, p.get(key, default))
         result = {**parts[0], "rows": [x for p in parts for x in p["rows"]],
                   "command": " + ".join(re.sub(r"/(tmp|work|home)/[^\s,)\"']*", "DIR",
@@ -206,8 +221,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     model = load_model(config.model_dir or None)
     if config.figure:
         figure(config.figure, model, config.figure_bits,
-               Steering(runs[0][1], config.steps, config.margin, config.start,
-                        config.step, config.balance))
+               steering_of(config, runs[0][1]))
     recs = {n: load_recognizer(n) for n in config.recognizers}
     rows: list[dict] = []
 
@@ -215,7 +229,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         result = {
             "split": config.eval_split, "rows": rows, "model": model.fingerprint,
             "steps": config.steps, "margin": config.margin, "start": config.start,
-            "step": config.step, "balance": config.balance,
+            "step": config.step, "balance": config.balance, "weighting": config.weighting,
+            "ssim_target": config.ssim_target,
             "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
             "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, "
                        f"load average at end {os.getloadavg()[0]:.1f}",
@@ -239,8 +254,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             ref_emb[rn] = {i: e for i, e in zip(order, emb, strict=True)}
             clean[rn] = attacker_embeddings(rec, name, photos, faces)
         for k, sup in runs:
-            steering = Steering(sup, config.steps, config.margin, config.start, config.step,
-                                config.balance)
+            steering = steering_of(config, sup)
             prot, seconds = protect_set(probes, model, k, steering, config.batch)
             pads = [p ^ q for p, q in zip(photos, prot, strict=True)]
             exact = sum(np.array_equal(restore_image(q, d), p)
@@ -248,7 +262,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             keys = K.DerivedKeys(bytes(32), bytes(32))  # the size does not depend on the key
             key_bytes = [len(K.seal(key_payload(p, q, k, 1, model.fingerprint), keys,
                                     bytes(16))) for p, q in zip(photos, prot, strict=True)]
-            regions = [face_region(p, f) for p, f in zip(photos, faces, strict=True)]
+            regions = [face_box_region(f, p.shape) for p, f in zip(photos, faces, strict=True)]
             ssims = [metrics.ssim(q[r], p[r]) for p, q, r in zip(photos, prot, regions,
                                                                    strict=True)]
             psnrs = [metrics.psnr(q[r], p[r]) for p, q, r in zip(photos, prot, regions,
@@ -263,7 +277,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                 rows.append({
                     "dataset": name, "k": k, "superposition": sup, "recognizer": rn,
                     "steps": config.steps, "step": config.step, "margin": config.margin,
-                    "balance": config.balance,
+                    "balance": config.balance, "weighting": config.weighting,
+                    "ssim_target": config.ssim_target,
                     "box": "white" if rn in members else "black",
                     **_rates(d_clean, d_prot, d_rest, rec.threshold),
                     "shift_same_image": float(np.mean(np.linalg.norm(emb - clean[rn], axis=1))
@@ -315,17 +330,18 @@ def figure(path: str, model, k: int, steering: Steering) -> None:  # noqa: ANN00
 
 def findings(r: dict) -> list[str]:
     """The interpretation, with this run's numbers: per steering setting, whether dlib and SFace
-    (both white-box, k = 3) reach F_c ≥ 0.9 at mean face SSIM ≥ 0.97."""
+    (both white-box) reach F_c ≥ 0.9 at mean face SSIM ≥ 0.97, per k."""
     rows = r["rows"]
-    groups: dict[str, list[dict]] = {}
+    groups: dict[tuple[int, str, str], list[dict]] = {}
     for x in rows:
-        if x["superposition"] == "dlib_resnet,sface" and x["k"] == 3:
-            groups.setdefault(steering_label(x, r), []).append(x)
+        if {n.split(":")[0] for n in x["superposition"].split(",")} == {"dlib_resnet", "sface"}:
+            groups.setdefault((x["k"], x["superposition"], steering_label(x, r)), []).append(x)
     out = []
-    for label, both in groups.items():
+    for (k, sup, label), both in groups.items():
         reached = all(x["F_c"] >= 0.9 and x["face_ssim"] >= 0.97 for x in both)
-        out.append(f"- **{label}: target {'reached' if reached else 'not reached'}** (F_c ≥ 0.9 "
-                   "for dlib and for SFace at face SSIM ≥ 0.97), k = 3, both white-box: "
+        verdict = "reached" if reached else "not reached"
+        out.append(f"- **k = {k}, {sup}, {label}: target {verdict}** "
+                   "(F_c ≥ 0.9 for dlib and for SFace at face SSIM ≥ 0.97), both white-box: "
                    + "; ".join(f"{x['dataset']} {x['recognizer']} F_c {x['F_c']:.2f} "
                                f"(clean-accepted {x['F_c_given_accepted']:.2f}), SSIM "
                                f"{x['face_ssim']:.3f}" for x in both) + ".")
@@ -345,7 +361,9 @@ def steering_label(x: dict, r: dict) -> str:
         return x.get(key, r.get(key, default))
 
     return (f"{get('steps', '?')}×{get('step', 1.0):g}, m {get('margin', '?'):g}"
-            + (", bal" if get("balance", False) else ""))
+            + (", bal" if get("balance", False) else "")
+            + (", tex" if get("weighting", "sign") == "texture" else "")
+            + (f", SSIM ≥ {get('ssim_target', 0.0):g}" if get("ssim_target", 0.0) else ""))
 
 
 def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
@@ -359,7 +377,10 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         "at most *steps* signed-gradient steps of *step* grey levels inside the k-bit box, "
         "stopping once every recognizer of the superposition has d/t ≥ *margin* (the steering "
         "column: steps × step, m margin; \"bal\": each recognizer's gradient scaled to unit "
-        "mean magnitude before the sign, so neither dominates).",
+        "mean magnitude before the sign, so neither dominates; \"tex\": each pixel's step "
+        "scaled by the local contrast SSIM forgives, `jaxpriv.masktpl.steer.texture_weight`; "
+        "\"SSIM ≥ s\": the change then scaled down until the face box's SSIM ≥ s, "
+        "`shrink_to_ssim`).",
         "",
         "Definitions (paper, eq. 8): **T_o** = share of original probes matched to their own "
         "clean reference (distance < the recognizer's threshold); **F_c** = share of protected "

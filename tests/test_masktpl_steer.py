@@ -110,3 +110,68 @@ def test_faces_of_another_size_share_one_compilation() -> None:
         out, rel = steer.steer_face(photo, face, mask, photo, 2, ens, steps=1, margin=9.25)
         assert np.all(np.abs(out.astype(int) - photo) < 4) and len(rel) == 1
     assert steer._steer._cache_size() == before + 1
+
+
+def test_texture_weight_steps_more_where_ssim_forgives() -> None:
+    """Issue 20 (face SSIM ≥ 0.97): the step scale is larger on texture than on flat skin, about
+    1 on average over the template, and within [0, TEXTURE_CLIP]."""
+    rng = np.random.default_rng(0)
+    image = np.full((1, 64, 64, 3), 128, np.uint8)
+    image[0, :, 32:] = rng.integers(60, 200, (64, 32, 3))  # right half textured, left flat
+    mask = np.ones((1, 64, 64), bool)
+    w = steer.texture_weight(image, mask)
+    assert w.shape == (1, 64, 64, 1)
+    assert w[0, 8:56, 40:56].mean() > 4 * w[0, 8:56, 8:24].mean()
+    assert 0.0 <= w.min() and w.max() <= steer.TEXTURE_CLIP
+    flat = steer.texture_weight(np.full((1, 32, 32, 3), 90, np.uint8), np.ones((1, 32, 32), bool))
+    np.testing.assert_allclose(flat, 1.0, rtol=1e-5)
+
+
+def test_shrink_to_ssim_meets_the_budget_between_original_and_change() -> None:
+    """The shrunk change keeps the region's SSIM ≥ the target, never exceeds the change nor flips
+    its sign, and a change already within the budget is kept whole (α = 1)."""
+    from jaxpriv.metrics import ssim
+
+    rng = np.random.default_rng(1)
+    original = rng.integers(40, 216, (80, 80, 3)).astype(np.uint8)
+    original = np.asarray(np.repeat(np.repeat(original[::4, ::4], 4, 0), 4, 1))  # smooth-ish
+    delta = rng.integers(-15, 16, original.shape)
+    changed = np.clip(original.astype(int) + delta, 0, 255).astype(np.uint8)
+    region = (slice(10, 70), slice(5, 75))
+    assert ssim(changed[region], original[region]) < 0.97
+    out, alpha = steer.shrink_to_ssim(original, changed, region, 0.97)
+    assert 0.0 < alpha < 1.0
+    assert ssim(out[region], original[region]) >= 0.97
+    d_out = out.astype(int) - original
+    d_chg = changed.astype(int) - original
+    assert np.all(np.abs(d_out) <= np.abs(d_chg)) and np.all(d_out * d_chg >= 0)
+    kept, alpha = steer.shrink_to_ssim(original, changed, region, 0.2)
+    assert alpha == 1.0 and np.array_equal(kept, changed)
+
+
+def test_steered_face_meets_the_ssim_target_and_restores() -> None:
+    """steer_face at k = 4 with texture-weighted steps: the face box's SSIM ≥ the target, only
+    the 4 low bits of template pixels change, and the stored pad restores bit for bit."""
+    from jaxpriv.metrics import ssim
+
+    image, faces = obama()
+    k = 4
+    _, mask = xor.face_pads(tiny_model(), image, faces, jax.random.key(0), k)[0]
+    steered, _ = steer.steer_face(image, faces[0], mask, image, k, load_ensemble("dlib_resnet"),
+                                  steps=6, margin=9.0, step=2.0, ssim_target=0.985)
+    region = steer.face_box_region(faces[0], image.shape)
+    assert np.any(steered != image)
+    assert ssim(steered[region], image[region]) >= 0.985
+    np.testing.assert_array_equal(xor.high_bits(steered, k), xor.high_bits(image, k))
+    assert not np.any(steered != image, axis=-1)[~mask].any()
+    stored = xor.decode_pad(xor.encode_pad(image ^ steered, k), image.shape, k)
+    np.testing.assert_array_equal(xor.restore_image(steered, stored), image)
+
+
+@pytest.mark.parametrize("field", [{"weighting": "l2"}, {"ssim_target": 1.0},
+                                   {"ssim_target": -0.1}])
+def test_bad_steering_settings_are_one_line_errors(field: dict) -> None:
+    from jaxpriv.errors import JaxprivError
+
+    with pytest.raises(JaxprivError, match=next(iter(field))):
+        steer.Steering(**field).ensemble()

@@ -19,19 +19,21 @@ def get_config() -> ml_collections.ConfigDict:
     c.max_per_identity = 2  # probes per identity (after the reference)
     c.recognizers = ("dlib_resnet", "sface")  # attackers
     # (k, superposition): both recognizers at every k; each held out in turn at the default k
-    c.runs = ((3, "dlib_resnet,sface"), (2, "dlib_resnet,sface"), (4, "dlib_resnet,sface"),
-              (3, "dlib_resnet"), (3, "sface"))
-    c.steps = 8
-    c.margin = 1.3
+    c.runs = ((4, "dlib_resnet,sface:3"), (3, "dlib_resnet,sface:3"), (2, "dlib_resnet,sface:3"),
+              (4, "dlib_resnet"), (4, "sface"))
+    c.steps = 24
+    c.margin = 2.5
     c.start = "zero"  # or "generator"
     c.step = 1.0  # grey levels per signed-gradient step
     c.balance = False  # scale each recognizer's gradient to unit mean |g| before the sign
+    c.weighting = "texture"  # or "sign": each pixel's step scaled by the local contrast
+    c.ssim_target = 0.97  # change shrunk until the face box's SSIM reaches it (0: not shrunk)
     c.batch = 8
     c.model_dir = ""  # '' = the shipped ckpt/mask_perturb_dlib (its template M)
     c.notes = ()  # extra sentences for the Reading section (e.g. the choice a sweep made)
     c.merge = ()  # JSON files of runs split over processes: only merge them into out_*
     c.figure = "experiments/results/mask.png"  # '' = no figure
-    c.figure_bits = 3
+    c.figure_bits = 4
     c.out_json = "experiments/results/mask.json"
     c.out_md = "experiments/results/mask.md"
     return c

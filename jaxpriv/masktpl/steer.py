@@ -15,6 +15,15 @@ steps go to the members not yet fooled). The loss and gradient are taken at the 
 (straight-through), and steps stop as soon as every member is past ``margin``, so the change is
 the smallest the steps find: at most ``steps``·``step`` grey levels, inside the k-bit box.
 
+Visual budget (issue 20: face SSIM ≥ 0.97). Two measures keep the change where SSIM forgives it:
+``weighting="texture"`` scales each pixel's step by w = (√(σ² + C₂)/mean)^p (σ: the original's
+local grey-level standard deviation in SSIM's own Gaussian window, C₂ = (0.03·255)², p =
+:data:`TEXTURE_POWER`, clipped at :data:`TEXTURE_CLIP`; SSIM's structure term charges a change
+about (δ/σ)², so skin changes little and hair, brows and edges more), and after steering
+:func:`shrink_to_ssim` scales the change by the largest α ∈ [0, 1] that keeps the face box's
+SSIM ≥ ``ssim_target`` (bisection on the rounded uint8 result; the box is convex, so the scaled
+pad stays inside it).
+
 Start: the original (``"zero"``: pad 0) or the trained generator's pad (``"generator"``).
 The face's working image is the photo's own pixel grid, an axis-aligned crop holding every
 member's chip, padded to a square of one of a few fixed sides (:func:`bucket`) so that one
@@ -34,6 +43,7 @@ import numpy as np
 
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, extract_chips
+from jaxpriv.metrics import SSIM_RADIUS, ssim
 from jaxpriv.recognizers.base import embedding_distance
 from jaxpriv.recognizers.ensemble import (
     Ensemble,
@@ -44,20 +54,27 @@ from jaxpriv.recognizers.ensemble import (
 )
 
 SIZES = (128, 192, 256, 384, 512, 768, 1024)
-DEFAULT_RECOGNIZERS = "dlib_resnet,sface"
-DEFAULT_STEPS = 8
-DEFAULT_MARGIN = 1.3
+DEFAULT_RECOGNIZERS = "dlib_resnet,sface:3"
+DEFAULT_STEPS = 24
+DEFAULT_MARGIN = 2.5
 DEFAULT_STEP = 1.0
 DEFAULT_BALANCE = False
 STARTS = ("zero", "generator")
+WEIGHTINGS = ("sign", "texture")
+DEFAULT_WEIGHTING = "texture"
+DEFAULT_SSIM_TARGET = 0.97
+TEXTURE_POWER = 3.0
+TEXTURE_CLIP = 6.0
+SSIM_SIDE = 2 * SSIM_RADIUS + 1  # the smallest face box SSIM's window fits
 
 
 @dataclasses.dataclass(frozen=True)
 class Steering:
     """How the pad is steered: the superposed ``recognizers`` (``"name[:τ],…"``), at most
-    ``steps`` signed-gradient steps of ``step`` grey levels, stop once every d_i/t_i ≥
-    ``margin``, starting from the original (``"zero"``) or the generator's pad
-    (``"generator"``)."""
+    ``steps`` signed-gradient steps of ``step`` grey levels (``weighting="texture"``: scaled
+    per pixel by :func:`texture_weight`), stop once every d_i/t_i ≥ ``margin``, starting from
+    the original (``"zero"``) or the generator's pad (``"generator"``); then the change is
+    shrunk until the face's SSIM ≥ ``ssim_target`` (0: not shrunk)."""
 
     recognizers: str = DEFAULT_RECOGNIZERS
     steps: int = DEFAULT_STEPS
@@ -65,13 +82,73 @@ class Steering:
     start: str = "zero"
     step: float = DEFAULT_STEP
     balance: bool = DEFAULT_BALANCE
+    weighting: str = DEFAULT_WEIGHTING
+    ssim_target: float = DEFAULT_SSIM_TARGET
 
     def ensemble(self) -> Ensemble:
         """The loaded (cached) ensemble of :attr:`recognizers`."""
         if self.start not in STARTS:
             raise JaxprivError(f"steering start must be one of {', '.join(STARTS)}, "
                                f"got {self.start!r}")
+        if self.weighting not in WEIGHTINGS:
+            raise JaxprivError(f"steering weighting must be one of {', '.join(WEIGHTINGS)}, "
+                               f"got {self.weighting!r}")
+        if not 0.0 <= self.ssim_target < 1.0:
+            raise JaxprivError(f"ssim_target must be in [0, 1), got {self.ssim_target!r}")
         return load_ensemble(self.recognizers)
+
+
+def texture_weight(image: np.ndarray, mask: np.ndarray, power: float = TEXTURE_POWER,
+                   clip: float = TEXTURE_CLIP) -> np.ndarray:
+    """Per-pixel step scale ``(N, H, W, 1)`` of uint8 images ``(N, H, W, 3)`` with bool templates
+    ``(N, H, W)``: (√(σ² + C₂) / its mean over the template)^power, clipped to [0, clip]; σ² is
+    the local variance of the grey image in SSIM's Gaussian window (σ = 1.5, as
+    :func:`jaxpriv.metrics.ssim`), C₂ = (0.03·255)²."""
+    from scipy.ndimage import gaussian_filter
+
+    out = np.ones((*image.shape[:3], 1), np.float32)
+    for i, (x, m) in enumerate(zip(image, mask, strict=True)):
+        grey = x.astype(np.float64).mean(-1)
+        mean = gaussian_filter(grey, 1.5, truncate=3.5)
+        var = np.maximum(gaussian_filter(grey * grey, 1.5, truncate=3.5) - mean * mean, 0.0)
+        c = np.sqrt(var + (0.03 * 255.0) ** 2)
+        if m.any():
+            out[i, ..., 0] = np.clip((c / c[m].mean()) ** power, 0.0, clip)
+    return out
+
+
+def shrink_to_ssim(original: np.ndarray, changed: np.ndarray, region: tuple[slice, slice],
+                   target: float, iters: int = 7) -> tuple[np.ndarray, float]:
+    """``original + round(α·(changed − original))`` (uint8) with the largest α ∈ [0, 1] found by
+    ``iters`` bisection steps such that the SSIM (:func:`jaxpriv.metrics.ssim`) of ``region``
+    stays ≥ ``target``; α = 1 when ``changed`` already does. Returns (image, α)."""
+    delta = changed.astype(np.int16) - original.astype(np.int16)
+
+    def scaled(alpha: float) -> np.ndarray:
+        return (original + np.round(alpha * delta)).astype(np.uint8)
+
+    def fits(x: np.ndarray) -> bool:
+        return ssim(x[region], original[region]) >= target
+
+    if fits(changed):
+        return changed, 1.0
+    lo, best = 0.0, original.copy()
+    hi = 1.0
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        x = scaled(mid)
+        if fits(x):
+            lo, best = mid, x
+        else:
+            hi = mid
+    return best, lo
+
+
+def face_box_region(face: Face, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """Rows and columns of ``face.box`` (inclusive corners, rounded) clipped to ``shape``: the
+    region whose SSIM the visual budget holds."""
+    x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+    return slice(max(0, y0), min(shape[0], y1 + 1)), slice(max(0, x0), min(shape[1], x1 + 1))
 
 
 def working_box(image: np.ndarray, face: Face, ensemble: Ensemble,
@@ -103,7 +180,8 @@ def bucket(n: int) -> int:
 @functools.partial(jax.jit, static_argnames=("ensemble", "k", "steps", "margin", "balance"))
 def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.Array,
            mask: jax.Array, affines: jax.Array, refs: Sequence[jax.Array], k: int, steps: int,
-           margin: float, balance: bool, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+           margin: float, balance: bool, step: jax.Array,
+           weight: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The whole step loop as one ``lax.while_loop``: (final l, d_i/t_i ``(N, M)`` there)."""
     taus = jnp.asarray(ensemble.taus, jnp.float32)
 
@@ -128,7 +206,7 @@ def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.
         i, lo, _, _ = state
         rel, grad = evaluate(lo)  # measured at l; the last pass only measures
         done = jnp.all(rel >= margin, axis=1)
-        moved = jnp.clip(lo + step * mask * jnp.sign(grad), 0.0, float(2**k - 1))
+        moved = jnp.clip(lo + step * mask * weight * jnp.sign(grad), 0.0, float(2**k - 1))
         lo = jnp.where((~done & (i < steps))[:, None, None, None], moved, lo)
         return i + 1, lo, rel, done
 
@@ -144,29 +222,34 @@ def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.
 def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np.ndarray,
                 refs: Sequence[np.ndarray], k: int, ensemble: Ensemble,
                 steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
-                step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE
-                ) -> tuple[np.ndarray, np.ndarray]:
+                step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE,
+                weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Steer working images: ``high`` float ``(N, H, W, 3)`` (the pixels with their k low bits
     cleared on the mask, the pixels themselves elsewhere), start ``low`` (k low bits, 0 off the
     mask), ``mask`` ``(N, H, W, 1)`` 0/1, member chip → working affines ``(N, M, 2, 3)``, clean
     embeddings ``refs[i]`` ``(N, D_i)``. Each image stops once all its d_i/t_i ≥ ``margin``;
-    ``balance``: each member's gradient is scaled to unit mean magnitude before the sign.
+    ``balance``: each member's gradient is scaled to unit mean magnitude before the sign;
+    ``weight`` ``(N, H, W, 1)``: per-pixel step scale (:func:`texture_weight`; None: 1).
     Returns (final l rounded, uint8-valued float; d_i/t_i ``(N, M)`` there)."""
     high, low, mask, affines = (jnp.asarray(a, jnp.float32) for a in (high, low, mask, affines))
+    weight = jnp.ones_like(mask) if weight is None else jnp.asarray(weight, jnp.float32)
     low, rel = _steer(ensemble, ensemble.params, high, low, mask, affines,
                       [jnp.asarray(r) for r in refs], k, int(steps), float(margin), bool(balance),
-                      jnp.float32(step))
+                      jnp.float32(step), weight)
     return np.asarray(low), np.asarray(rel)
 
 
 def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarray, k: int,
                ensemble: Ensemble, steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
-               step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE
+               step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE,
+               weighting: str = DEFAULT_WEIGHTING, ssim_target: float = DEFAULT_SSIM_TARGET,
                ) -> tuple[np.ndarray, list[float]]:
     """Protected pixels of one face: uint8 ``image`` with the k low bits of the pixels in
     ``mask`` (bool ``(H, W)``) steered away from the face's identity, starting from ``start``
     (uint8, same shape: the original or the generator's protected image; equal to ``image`` off
-    the mask). Returns (protected image, d_i/t_i per member at the result)."""
+    the mask), steps scaled by ``weighting``, the change then shrunk to face SSIM ≥
+    ``ssim_target`` (:func:`shrink_to_ssim`; 0: kept whole). Returns (protected image, d_i/t_i
+    per member at the steered pad, before the shrink)."""
     y0, y1, x0, x1 = working_box(image, face, ensemble, mask)
     h, w = y1 - y0, x1 - x0
     side = bucket(max(h, w))
@@ -178,11 +261,16 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
         return out[None]
 
     high, low, m = working_arrays(crop(image), crop(start), crop(mask), k)
+    weight = texture_weight(crop(image), crop(mask)) if weighting == "texture" else None
     refs = [e[None] for e in clean_embeddings(ensemble, image, face)]
     affines = chip_affines(image, face, ensemble, shift)[None]
-    low, rel = steer_batch(high, low, m, affines, refs, k, ensemble, steps, margin, step, balance)
+    low, rel = steer_batch(high, low, m, affines, refs, k, ensemble, steps, margin, step, balance,
+                           weight)
     out = image.copy()
     out[y0:y1, x0:x1] = (high + low)[0, :h, :w].astype(np.uint8)
+    rows, cols = face_box_region(face, image.shape)
+    if ssim_target and min(rows.stop - rows.start, cols.stop - cols.start) >= SSIM_SIDE:
+        out, _ = shrink_to_ssim(image, out, (rows, cols), ssim_target)
     return out, [float(v) for v in rel[0]]
 
 
