@@ -125,7 +125,7 @@ def test_cloak_and_mask_share_one_recognizer_option() -> None:
     opts = {m: next(o for o in get_method(m).options if o.name == "recognizer")
             for m in ("cloak", "mask")}
     assert opts["cloak"].default == "dlib_resnet"
-    assert opts["mask"].default == "dlib_resnet,sface"
+    assert opts["mask"].default == "dlib_resnet,sface:3"  # SFace weighted 3 (issue 20)
     assert {(o.help, o.check.__code__, o.type, o.choices) for o in opts.values()} == {
         (opts["cloak"].help, opts["cloak"].check.__code__, str, None)}
     for o in opts.values():
