@@ -38,6 +38,7 @@ from jaxpriv.masktpl.model import load_model
 from jaxpriv.masktpl.steer import (
     Steering,
     face_box_region,
+    region_map,
     shrink_to_ssim,
     steer_batch,
     texture_weight,
@@ -47,6 +48,7 @@ from jaxpriv.masktpl.xor import check_bits, face_pads, key_payload, protect_imag
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.recognizers.ensemble import chip_affines
 
+BUDGET = "step"  # the SSIM budget is projected after every step (older rows: "end", once)
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
@@ -143,13 +145,16 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
         aff = np.stack([chip_affines(p, f, ens, IDENTITY) for _, _, p, f in chunk])
         refs = [np.stack(r) for r in zip(*[[e for e in _clean(ens, p, f)]
                                             for _, _, p, f in chunk], strict=True)]
+        region = region_map([face_box_region(f, p.shape) for _, _, p, f in chunk],
+                            photos.shape[1:3])
         low, _ = steer_batch(high, low, m, aff, refs, k, ens, steering.steps, steering.margin,
-                             steering.step, steering.balance, weight)
+                             steering.step, steering.balance, weight, photos, region,
+                             steering.ssim_target, steering.direction)
         for (_, _, photo, face), steered in zip(chunk[:n], (high + low).astype(np.uint8),
                                                 strict=False):
             if steering.ssim_target:
                 steered, _ = shrink_to_ssim(photo, steered, face_box_region(face, photo.shape),
-                                            steering.ssim_target)
+                                            steering.ssim_target, steering.direction)
             out.append(steered)
     return out, time.time() - t0
 
@@ -173,7 +178,7 @@ def _rates(d_clean: np.ndarray, d_prot: np.ndarray, d_rest: np.ndarray, t: float
 def steering_of(config: ml_collections.ConfigDict, superposition: str) -> Steering:
     """The config's steering against ``superposition``."""
     return Steering(superposition, config.steps, config.margin, config.start, config.step,
-                    config.balance, config.weighting, config.ssim_target)
+                    config.balance, config.weighting, config.ssim_target, config.direction)
 
 
 def check_runs(runs: object) -> list[tuple[int, str]]:
@@ -206,7 +211,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             for x in p["rows"]:
                 for key, default in (("steps", None), ("step", 1.0), ("margin", None),
                                      ("balance", False), ("weighting", "sign"),
-                                     ("ssim_target", 0.0)):
+                                     ("ssim_target", 0.0), ("budget", "end"),
+                                     ("direction", "sign")):
                     x.setdefault(key, p.get(key, default))
         result = {**parts[0], "rows": [x for p in parts for x in p["rows"]],
                   "command": " + ".join(re.sub(r"/(tmp|work|home)/[^\s,)\"']*", "DIR",
@@ -230,7 +236,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             "split": config.eval_split, "rows": rows, "model": model.fingerprint,
             "steps": config.steps, "margin": config.margin, "start": config.start,
             "step": config.step, "balance": config.balance, "weighting": config.weighting,
-            "ssim_target": config.ssim_target,
+            "ssim_target": config.ssim_target, "budget": BUDGET, "direction": config.direction,
             "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
             "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, "
                        f"load average at end {os.getloadavg()[0]:.1f}",
@@ -278,8 +284,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                     "dataset": name, "k": k, "superposition": sup, "recognizer": rn,
                     "steps": config.steps, "step": config.step, "margin": config.margin,
                     "balance": config.balance, "weighting": config.weighting,
-                    "ssim_target": config.ssim_target,
-                    "box": "white" if rn in members else "black",
+                    "ssim_target": config.ssim_target, "budget": BUDGET,
+                    "direction": config.direction, "box": "white" if rn in members else "black",
                     **_rates(d_clean, d_prot, d_rest, rec.threshold),
                     "shift_same_image": float(np.mean(np.linalg.norm(emb - clean[rn], axis=1))
                                               / rec.threshold),
@@ -361,9 +367,12 @@ def steering_label(x: dict, r: dict) -> str:
         return x.get(key, r.get(key, default))
 
     return (f"{get('steps', '?')}×{get('step', 1.0):g}, m {get('margin', '?'):g}"
+            + (", scaled" if get("direction", "sign") == "scaled" else "")
             + (", bal" if get("balance", False) else "")
             + (", tex" if get("weighting", "sign") == "texture" else "")
-            + (f", SSIM ≥ {get('ssim_target', 0.0):g}" if get("ssim_target", 0.0) else ""))
+            + (f", SSIM ≥ {get('ssim_target', 0.0):g}" if get("ssim_target", 0.0) else "")
+            + (" each step" if get("ssim_target", 0.0) and get("budget", "end") == "step"
+               else ""))
 
 
 def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
@@ -374,13 +383,16 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         f"Command: `{r['command']}`  ",
         f"Machine: {r['machine']}; wall time {r['seconds']} s.  ",
         f"Mask model `{r['model']}` (template M); start: {r['start']}. The pad is steered by "
-        "at most *steps* signed-gradient steps of *step* grey levels inside the k-bit box, "
+        "at most *steps* gradient steps of *step* grey levels inside the k-bit box, "
         "stopping once every recognizer of the superposition has d/t ≥ *margin* (the steering "
-        "column: steps × step, m margin; \"bal\": each recognizer's gradient scaled to unit "
-        "mean magnitude before the sign, so neither dominates; \"tex\": each pixel's step "
+        "column: steps × step, m margin; a step is the gradient's sign unless \"scaled\": "
+        "the gradient over its RMS on the template, clipped at ±3; \"bal\": each "
+        "recognizer's gradient scaled to unit mean magnitude before the sign, so neither "
+        "dominates; \"tex\": each pixel's step "
         "scaled by the local contrast SSIM forgives, `jaxpriv.masktpl.steer.texture_weight`; "
-        "\"SSIM ≥ s\": the change then scaled down until the face box's SSIM ≥ s, "
-        "`shrink_to_ssim`).",
+        "\"SSIM ≥ s each step\": each step's change projected back (scaled) until the face "
+        "box's SSIM ≥ s, in the jitted loop, and the final image checked by `shrink_to_ssim`; "
+        "\"SSIM ≥ s\" alone (older rows): the change scaled down once, after the steps).",
         "",
         "Definitions (paper, eq. 8): **T_o** = share of original probes matched to their own "
         "clean reference (distance < the recognizer's threshold); **F_c** = share of protected "

@@ -179,14 +179,14 @@ def _filter_valid_scipy(a: NDArray[np.float64], taps: list[float]) -> NDArray[np
     return a[r:-r, r:-r, :]
 
 
-def _ssim_core(x: Any, y: Any, data_range: Any, xp: ModuleType, filt: Callable[[Any], Any]) -> Any:
-    """Mean SSIM of ``(..., H, W, C)`` float images, for ``xp`` = numpy or jax.numpy.
+def _ssim_map(x: Any, y: Any, data_range: Any, xp: ModuleType, filt: Callable[[Any], Any]) -> Any:
+    """SSIM map ``(..., H − 10, W − 10, C)`` of ``(..., H, W, C)`` float images, for ``xp`` =
+    numpy or jax.numpy.
 
     Wang et al. 2004: Gaussian 11x11 window (sigma 1.5, applied by ``filt``, which returns the
-    interior only, as skimage crops the 5-pixel border), population covariances, the map averaged
-    over the interior and over channels. Variances and covariances are computed from
-    per-image-centred inputs: exact (they are shift invariant) and it avoids float32
-    cancellation in E[x^2] - E[x]^2."""
+    interior only, as skimage crops the 5-pixel border), population covariances. Variances and
+    covariances are computed from per-image-centred inputs: exact (they are shift invariant) and
+    it avoids float32 cancellation in E[x^2] - E[x]^2."""
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
     axes = (-3, -2, -1)
@@ -201,10 +201,14 @@ def _ssim_core(x: Any, y: Any, data_range: Any, xp: ModuleType, filt: Callable[[
     var_x = filt(xc * xc) - mu_xc * mu_xc
     var_y = filt(yc * yc) - mu_yc * mu_yc
     cov = filt(xc * yc) - mu_xc * mu_yc
-    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
         (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
     )
-    return xp.mean(s, axis=axes)
+
+
+def _ssim_core(x: Any, y: Any, data_range: Any, xp: ModuleType, filt: Callable[[Any], Any]) -> Any:
+    """Mean SSIM: :func:`_ssim_map` averaged over the interior and over channels."""
+    return xp.mean(_ssim_map(x, y, data_range, xp, filt), axis=(-3, -2, -1))
 
 
 def _check_ssim_size(shape: tuple[int, ...]) -> None:
@@ -247,6 +251,17 @@ def ssim_jax(x: jax.Array, y: jax.Array, data_range: float | jax.Array = 255.0) 
     _check_ssim_size(x.shape)
     taps = _gaussian_taps()
     return _ssim_core(x, y, data_range, jnp, lambda a: _filter_valid_jax(a, taps))
+
+
+def region_ssim_jax(x: jax.Array, y: jax.Array, region: jax.Array) -> jax.Array:
+    """SSIM of a rectangle of float images ``(N, H, W, C)`` (0..255), jittable: the SSIM map's
+    mean over ``region`` ``(N, H − 10, W − 10, 1)``, 1 on the map pixels whose 11x11 window lies
+    inside the rectangle (rows r0 … r1 − 11 of a rectangle r0:r1), so it equals :func:`ssim` of
+    the crop. Returns ``(N,)``."""
+    _check_ssim_size(x.shape)
+    taps = _gaussian_taps()
+    s = _ssim_map(x, jnp.asarray(y, x.dtype), 255.0, jnp, lambda a: _filter_valid_jax(a, taps))
+    return jnp.sum(s * region, axis=(1, 2, 3)) / (jnp.sum(region, axis=(1, 2, 3)) * x.shape[-1])
 
 
 def dhash_bits(image: ArrayLike, hash_size: int = 8) -> NDArray[np.bool_]:

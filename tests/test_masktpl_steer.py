@@ -168,7 +168,54 @@ def test_steered_face_meets_the_ssim_target_and_restores() -> None:
     np.testing.assert_array_equal(xor.restore_image(steered, stored), image)
 
 
-@pytest.mark.parametrize("field", [{"weighting": "l2"}, {"ssim_target": 1.0},
+def test_steps_spend_the_ssim_budget_inside_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-loop projection alone (the final float64 check switched off) keeps the face box's
+    SSIM at the target (float32 bisection: within 2e-3), where the same steps without a budget
+    go far below it; and the change is not thrown away (SSIM stays near the target, not 1)."""
+    from jaxpriv.metrics import ssim
+
+    image, faces = obama()
+    k, target = 4, 0.985
+    _, mask = xor.face_pads(tiny_model(), image, faces, jax.random.key(0), k)[0]
+    ens = load_ensemble("dlib_resnet")
+    region = steer.face_box_region(faces[0], image.shape)
+    monkeypatch.setattr(steer, "shrink_to_ssim", lambda o, c, r, t: (c, 1.0))
+    free, _ = steer.steer_face(image, faces[0], mask, image, k, ens, steps=6, margin=9.0,
+                               step=3.0, ssim_target=0.0, direction="sign")
+    held, _ = steer.steer_face(image, faces[0], mask, image, k, ens, steps=6, margin=9.0,
+                               step=3.0, ssim_target=target, direction="sign")
+    assert ssim(free[region], image[region]) < target - 0.01
+    assert target - 2e-3 <= ssim(held[region], image[region]) < target + 5e-3
+    np.testing.assert_array_equal(xor.high_bits(held, k), xor.high_bits(image, k))
+
+
+def test_scaled_step_direction_follows_the_gradient_within_its_clip() -> None:
+    """"scaled": the gradient over its RMS on the template (pixels off it do not count), clipped
+    at ±SCALED_CLIP, same sign as the gradient; "sign": the sign."""
+    rng = np.random.default_rng(2)
+    grad = rng.normal(size=(2, 16, 16, 3)).astype(np.float32)
+    grad[:, :, 8:] *= 1000.0  # huge off the template: must not set the scale
+    mask = np.zeros((2, 16, 16, 1), np.float32)
+    mask[:, :, :8] = 1
+    d = np.asarray(steer.step_direction(jax.numpy.asarray(grad), mask, "scaled"))
+    rms = np.sqrt((grad[:, :, :8] ** 2).mean(axis=(1, 2, 3)))
+    want = np.clip(grad / rms[:, None, None, None], -steer.SCALED_CLIP, steer.SCALED_CLIP)
+    np.testing.assert_allclose(d[:, :, :8], want[:, :, :8], rtol=1e-5, atol=1e-6)
+    assert np.abs(d).max() <= steer.SCALED_CLIP and np.all(d * grad >= 0)
+    assert 0.3 < np.abs(d[:, :, :8]).mean() < 1.0  # magnitudes vary, unlike the sign's
+    np.testing.assert_array_equal(steer.step_direction(grad, mask, "sign"), np.sign(grad))
+
+
+def test_region_map_marks_the_windows_inside_the_rectangle() -> None:
+    m = steer.region_map([(slice(3, 40), slice(10, 25)), (slice(0, 8), slice(0, 50))], (50, 60))
+    assert m.shape == (2, 40, 50, 1)
+    assert m[0].sum() == (40 - 3 - 10) * (25 - 10 - 10) and m[0, 3, 10, 0] == 1
+    assert m[0, 29, 14, 0] == 1 and m[0, 2, 10, 0] == 0 and m[0, 30, 10, 0] == 0
+    assert m[0, 3, 15, 0] == 0
+    assert m[1].sum() == 0  # 8 rows: smaller than SSIM's window, no budget
+
+
+@pytest.mark.parametrize("field", [{"weighting": "l2"}, {"direction": "l2"}, {"ssim_target": 1.0},
                                    {"ssim_target": -0.1}])
 def test_bad_steering_settings_are_one_line_errors(field: dict) -> None:
     from jaxpriv.errors import JaxprivError

@@ -191,6 +191,25 @@ def test_ssim_jax_matches_skimage(pairs: list[tuple[str, np.ndarray, np.ndarray]
     np.testing.assert_allclose(got01, refs, rtol=0, atol=1e-5)
 
 
+def test_region_ssim_jax_is_skimage_ssim_of_the_crop(
+        pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """The masked mean of the SSIM map over a rectangle (the mask budget's face box) is skimage's
+    SSIM of that rectangle's crop, for rectangles at different places in one batch."""
+    picks = [pairs[0], pairs[5]]
+    xa = np.stack([_centre(a) for _, a, _ in picks])
+    x = np.stack([_centre(b) for _, _, b in picks])
+    rects = [(slice(7, 95), slice(20, 131)), (slice(40, 160), slice(0, 60))]
+    region = np.zeros((2, xa.shape[1] - 10, xa.shape[2] - 10, 1), np.float32)
+    for i, (r, c) in enumerate(rects):
+        region[i, r.start:r.stop - 10, c.start:c.stop - 10] = 1
+    refs = [_skimage_ssim(a[r, c], b[r, c]) for a, b, (r, c) in zip(xa, x, rects, strict=True)]
+    whole = [_skimage_ssim(a, b) for a, b in zip(xa, x, strict=True)]
+    assert min(abs(u - v) for u, v in zip(refs, whole, strict=True)) > 1e-3  # not the whole image
+    got = np.asarray(jax.jit(M.region_ssim_jax)(jnp.asarray(xa, jnp.float32),
+                                                jnp.asarray(x, jnp.float32), region))
+    np.testing.assert_allclose(got, refs, rtol=0, atol=1e-5)
+
+
 def test_ssim_jax_gradient(pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
     xa = jnp.asarray(_centre(pairs[0][1])[:40, :40], jnp.float32)
     x = jnp.asarray(_centre(pairs[0][2])[:40, :40], jnp.float32)

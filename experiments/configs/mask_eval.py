@@ -24,10 +24,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.steps = 24
     c.margin = 2.5
     c.start = "zero"  # or "generator"
-    c.step = 1.0  # grey levels per signed-gradient step
+    c.step = 2.0  # grey levels per step (times the direction and the weighting)
+    c.direction = "scaled"  # or "sign": the gradient over its RMS (clipped at ±3), or its sign
     c.balance = False  # scale each recognizer's gradient to unit mean |g| before the sign
     c.weighting = "texture"  # or "sign": each pixel's step scaled by the local contrast
-    c.ssim_target = 0.97  # change shrunk until the face box's SSIM reaches it (0: not shrunk)
+    c.ssim_target = 0.97  # each step's change projected back to face-box SSIM >= it (0: none)
     c.batch = 8
     c.model_dir = ""  # '' = the shipped ckpt/mask_perturb_dlib (its template M)
     c.notes = ()  # extra sentences for the Reading section (e.g. the choice a sweep made)

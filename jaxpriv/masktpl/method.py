@@ -34,7 +34,7 @@ from jaxpriv.methods import (
 def mask_method(bits: int = DEFAULT_BITS, password_file: str | None = None,
                 recognizer: str = DEFAULT_RECOGNIZERS, steps: int = DEFAULT_STEPS) -> MethodRun:
     """x ⊕ P with the shipped mask model's template M and P steered against ``recognizer``
-    (at most ``steps`` texture-weighted signed-gradient steps, then shrunk to face SSIM ≥
+    (at most ``steps`` texture-weighted gradient steps, each projected back to face SSIM ≥
     :data:`~jaxpriv.masktpl.steer.DEFAULT_SSIM_TARGET`): keyed by the pipeline's key in memory,
     by the password and a fresh salt (plus a sealed key file holding P) when written by
     ``protect_files``."""

@@ -5,7 +5,8 @@ superposed recognizers R_l under a visual budget. A pad regenerated from the hig
 the direction of a low-bit flip (the sign of 2^b·(1 − 2·x_b) is set by the bits it may not see);
 a pad kept in the key file (:mod:`jaxpriv.masktpl.xor`) can. Here the protected pixel is
 y = high(x) + l with l ∈ {0, …, 2^k − 1} on the template M and y = x elsewhere, and l follows
-signed-gradient steps of ``step`` grey levels (projected onto the k-bit box) on
+gradient steps of ``step`` grey levels (:func:`step_direction`: the gradient's sign, or by
+default the gradient over its RMS, clipped; projected onto the k-bit box) on
 
     L(y) = Σ_i τ_i · min(d_i(y) / t_i, margin)
 
@@ -13,16 +14,18 @@ signed-gradient steps of ``step`` grey levels (projected onto the k-bit box) on
 warped bilinearly from the photo; d_i in units of its threshold t_i; capped at ``margin`` so
 steps go to the members not yet fooled). The loss and gradient are taken at the rounded l
 (straight-through), and steps stop as soon as every member is past ``margin``, so the change is
-the smallest the steps find: at most ``steps``·``step`` grey levels, inside the k-bit box.
+the smallest the steps find, inside the k-bit box.
 
 Visual budget (issue 20: face SSIM ≥ 0.97). Two measures keep the change where SSIM forgives it:
 ``weighting="texture"`` scales each pixel's step by w = (√(σ² + C₂)/mean)^p (σ: the original's
 local grey-level standard deviation in SSIM's own Gaussian window, C₂ = (0.03·255)², p =
 :data:`TEXTURE_POWER`, clipped at :data:`TEXTURE_CLIP`; SSIM's structure term charges a change
-about (δ/σ)², so skin changes little and hair, brows and edges more), and after steering
-:func:`shrink_to_ssim` scales the change by the largest α ∈ [0, 1] that keeps the face box's
-SSIM ≥ ``ssim_target`` (bisection on the rounded uint8 result; the box is convex, so the scaled
-pad stays inside it).
+about (δ/σ)², so skin changes little and hair, brows and edges more), and after every step the
+change is projected back onto the budget: scaled by the largest α ∈ [0, 1] (bisection, in the
+jitted loop, :func:`jaxpriv.metrics.region_ssim_jax`) that keeps the face box's SSIM ≥
+``ssim_target``, so the steps spend the budget instead of being cut after it (the box is
+convex, so the scaled pad stays inside it). :func:`shrink_to_ssim` checks the final uint8
+result in float64 and scales it once more if float32 rounding left it a hair short.
 
 Start: the original (``"zero"``: pad 0) or the trained generator's pad (``"generator"``).
 The face's working image is the photo's own pixel grid, an axis-aligned crop holding every
@@ -43,7 +46,7 @@ import numpy as np
 
 from jaxpriv.errors import JaxprivError
 from jaxpriv.faces import Face, extract_chips
-from jaxpriv.metrics import SSIM_RADIUS, ssim
+from jaxpriv.metrics import SSIM_RADIUS, region_ssim_jax, ssim
 from jaxpriv.recognizers.base import embedding_distance
 from jaxpriv.recognizers.ensemble import (
     Ensemble,
@@ -57,11 +60,14 @@ SIZES = (128, 192, 256, 384, 512, 768, 1024)
 DEFAULT_RECOGNIZERS = "dlib_resnet,sface:3"
 DEFAULT_STEPS = 24
 DEFAULT_MARGIN = 2.5
-DEFAULT_STEP = 1.0
+DEFAULT_STEP = 2.0
 DEFAULT_BALANCE = False
 STARTS = ("zero", "generator")
 WEIGHTINGS = ("sign", "texture")
 DEFAULT_WEIGHTING = "texture"
+DIRECTIONS = ("sign", "scaled")
+DEFAULT_DIRECTION = "scaled"
+SCALED_CLIP = 3.0
 DEFAULT_SSIM_TARGET = 0.97
 TEXTURE_POWER = 3.0
 TEXTURE_CLIP = 6.0
@@ -71,10 +77,12 @@ SSIM_SIDE = 2 * SSIM_RADIUS + 1  # the smallest face box SSIM's window fits
 @dataclasses.dataclass(frozen=True)
 class Steering:
     """How the pad is steered: the superposed ``recognizers`` (``"name[:τ],…"``), at most
-    ``steps`` signed-gradient steps of ``step`` grey levels (``weighting="texture"``: scaled
-    per pixel by :func:`texture_weight`), stop once every d_i/t_i ≥ ``margin``, starting from
-    the original (``"zero"``) or the generator's pad (``"generator"``); then the change is
-    shrunk until the face's SSIM ≥ ``ssim_target`` (0: not shrunk)."""
+    ``steps`` gradient steps of ``step`` grey levels (``direction="sign"``: the gradient's
+    sign; ``"scaled"``: the gradient over its RMS on the template, clipped at ±3, so pixels
+    that matter more move more; ``weighting="texture"``: scaled per pixel by
+    :func:`texture_weight`), stop once every d_i/t_i ≥ ``margin``, starting from the original
+    (``"zero"``) or the generator's pad (``"generator"``); each step's change is projected back
+    to face SSIM ≥ ``ssim_target`` (0: no budget)."""
 
     recognizers: str = DEFAULT_RECOGNIZERS
     steps: int = DEFAULT_STEPS
@@ -84,6 +92,7 @@ class Steering:
     balance: bool = DEFAULT_BALANCE
     weighting: str = DEFAULT_WEIGHTING
     ssim_target: float = DEFAULT_SSIM_TARGET
+    direction: str = DEFAULT_DIRECTION
 
     def ensemble(self) -> Ensemble:
         """The loaded (cached) ensemble of :attr:`recognizers`."""
@@ -93,6 +102,9 @@ class Steering:
         if self.weighting not in WEIGHTINGS:
             raise JaxprivError(f"steering weighting must be one of {', '.join(WEIGHTINGS)}, "
                                f"got {self.weighting!r}")
+        if self.direction not in DIRECTIONS:
+            raise JaxprivError(f"steering direction must be one of {', '.join(DIRECTIONS)}, "
+                               f"got {self.direction!r}")
         if not 0.0 <= self.ssim_target < 1.0:
             raise JaxprivError(f"ssim_target must be in [0, 1), got {self.ssim_target!r}")
         return load_ensemble(self.recognizers)
@@ -177,12 +189,65 @@ def bucket(n: int) -> int:
     return next((s for s in SIZES if s >= n), -(-n // 512) * 512)
 
 
-@functools.partial(jax.jit, static_argnames=("ensemble", "k", "steps", "margin", "balance"))
+def region_map(regions: Sequence[tuple[slice, slice]], shape: tuple[int, int]) -> np.ndarray:
+    """``(N, H − 10, W − 10, 1)`` float32 maps of :func:`jaxpriv.metrics.region_ssim_jax` for
+    rectangles (rows, cols) of working images of ``shape`` (H, W): 1 where SSIM's 11×11 window
+    lies inside the rectangle; all 0 for a rectangle smaller than the window (no budget there)."""
+    out = np.zeros((len(regions), shape[0] - 2 * SSIM_RADIUS, shape[1] - 2 * SSIM_RADIUS, 1),
+                   np.float32)
+    for i, (rows, cols) in enumerate(regions):
+        r1, c1 = rows.stop - 2 * SSIM_RADIUS, cols.stop - 2 * SSIM_RADIUS
+        if r1 > rows.start and c1 > cols.start:
+            out[i, rows.start:r1, cols.start:c1] = 1
+    return out
+
+
+def _project_to_ssim(original: jax.Array, high: jax.Array, low: jax.Array, region: jax.Array,
+                     target: jax.Array, iters: int = 6) -> jax.Array:
+    """Low bits ``l0 + α·(low − l0)`` (l0: the original's) with the largest α ∈ [0, 1] of
+    ``iters`` bisection steps keeping the region's SSIM (at the rounded pixels) ≥ ``target``;
+    α = 1 where it already holds or the region is empty. The k-bit box is convex: it stays in it."""
+    lo0 = original - high
+    has = jnp.sum(region, axis=(1, 2, 3)) > 0
+
+    def fits(lo: jax.Array) -> jax.Array:
+        return ~has | (region_ssim_jax(high + jnp.round(lo), original,
+                                       jnp.where(has[:, None, None, None], region, 1.0))
+                       >= target)
+
+    def halve(_: int, bounds: tuple) -> tuple:
+        a, b = bounds
+        mid = (a + b) / 2
+        ok = fits(lo0 + mid[:, None, None, None] * (low - lo0))
+        return jnp.where(ok, mid, a), jnp.where(ok, b, mid)
+
+    n = low.shape[0]
+    a, _ = jax.lax.fori_loop(0, iters, halve, (jnp.zeros(n), jnp.ones(n)))
+    alpha = jnp.where(fits(low), 1.0, a)
+    return lo0 + alpha[:, None, None, None] * (low - lo0)
+
+
+def step_direction(grad: jax.Array, mask: jax.Array, direction: str) -> jax.Array:
+    """Per-pixel step of a gradient ``(N, H, W, C)``: its sign (``"sign"``, an L∞ step), or
+    (``"scaled"``) the gradient over its RMS on the 0/1 ``mask`` ``(N, H, W, 1)``, clipped to
+    ±:data:`SCALED_CLIP` (between an L∞ and an L2 step: the budget goes where the gradient is)."""
+    if direction == "sign":
+        return jnp.sign(grad)
+    on = jnp.broadcast_to(mask, grad.shape)
+    rms = jnp.sqrt(jnp.sum(on * grad**2, axis=(1, 2, 3), keepdims=True)
+                   / jnp.maximum(jnp.sum(on, axis=(1, 2, 3), keepdims=True), 1.0))
+    return jnp.clip(grad / (rms + 1e-20), -SCALED_CLIP, SCALED_CLIP)
+
+
+@functools.partial(jax.jit, static_argnames=("ensemble", "k", "steps", "margin", "balance",
+                                             "direction"))
 def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.Array,
            mask: jax.Array, affines: jax.Array, refs: Sequence[jax.Array], k: int, steps: int,
-           margin: float, balance: bool, step: jax.Array,
-           weight: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The whole step loop as one ``lax.while_loop``: (final l, d_i/t_i ``(N, M)`` there)."""
+           margin: float, balance: bool, step: jax.Array, weight: jax.Array,
+           original: jax.Array | None, region: jax.Array | None, ssim_target: jax.Array,
+           direction: str) -> tuple[jax.Array, jax.Array]:
+    """The whole step loop as one ``lax.while_loop``: (final l, d_i/t_i ``(N, M)`` there).
+    With a ``region``, each step's change is projected back to region SSIM ≥ ``ssim_target``."""
     taus = jnp.asarray(ensemble.taus, jnp.float32)
 
     def member(lo: jax.Array, i: int) -> jax.Array:
@@ -206,7 +271,10 @@ def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.
         i, lo, _, _ = state
         rel, grad = evaluate(lo)  # measured at l; the last pass only measures
         done = jnp.all(rel >= margin, axis=1)
-        moved = jnp.clip(lo + step * mask * weight * jnp.sign(grad), 0.0, float(2**k - 1))
+        moved = jnp.clip(lo + step * mask * weight * step_direction(grad, mask, direction),
+                         0.0, float(2**k - 1))
+        if region is not None:
+            moved = _project_to_ssim(original, high, moved, region, ssim_target)
         lo = jnp.where((~done & (i < steps))[:, None, None, None], moved, lo)
         return i + 1, lo, rel, done
 
@@ -223,19 +291,29 @@ def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np
                 refs: Sequence[np.ndarray], k: int, ensemble: Ensemble,
                 steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
                 step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE,
-                weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                weight: np.ndarray | None = None, original: np.ndarray | None = None,
+                region: np.ndarray | None = None, ssim_target: float = 0.0,
+                direction: str = DEFAULT_DIRECTION) -> tuple[np.ndarray, np.ndarray]:
     """Steer working images: ``high`` float ``(N, H, W, 3)`` (the pixels with their k low bits
     cleared on the mask, the pixels themselves elsewhere), start ``low`` (k low bits, 0 off the
     mask), ``mask`` ``(N, H, W, 1)`` 0/1, member chip → working affines ``(N, M, 2, 3)``, clean
     embeddings ``refs[i]`` ``(N, D_i)``. Each image stops once all its d_i/t_i ≥ ``margin``;
     ``balance``: each member's gradient is scaled to unit mean magnitude before the sign;
-    ``weight`` ``(N, H, W, 1)``: per-pixel step scale (:func:`texture_weight`; None: 1).
-    Returns (final l rounded, uint8-valued float; d_i/t_i ``(N, M)`` there)."""
+    ``direction``: :func:`step_direction`;
+    ``weight`` ``(N, H, W, 1)``: per-pixel step scale (:func:`texture_weight`; None: 1);
+    ``original`` (the uint8-valued images), ``region`` (:func:`region_map`) and ``ssim_target``
+    > 0: after every step the change is scaled back until the region's SSIM ≥ the target (the
+    budget is spent by the steps, not cut after them). Returns (final l rounded, uint8-valued
+    float; d_i/t_i ``(N, M)`` there)."""
     high, low, mask, affines = (jnp.asarray(a, jnp.float32) for a in (high, low, mask, affines))
     weight = jnp.ones_like(mask) if weight is None else jnp.asarray(weight, jnp.float32)
+    project = original is not None and region is not None and ssim_target > 0
     low, rel = _steer(ensemble, ensemble.params, high, low, mask, affines,
                       [jnp.asarray(r) for r in refs], k, int(steps), float(margin), bool(balance),
-                      jnp.float32(step), weight)
+                      jnp.float32(step), weight,
+                      jnp.asarray(original, jnp.float32) if project else None,
+                      jnp.asarray(region, jnp.float32) if project else None,
+                      jnp.float32(ssim_target), direction)
     return np.asarray(low), np.asarray(rel)
 
 
@@ -243,13 +321,14 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
                ensemble: Ensemble, steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
                step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE,
                weighting: str = DEFAULT_WEIGHTING, ssim_target: float = DEFAULT_SSIM_TARGET,
-               ) -> tuple[np.ndarray, list[float]]:
+               direction: str = DEFAULT_DIRECTION) -> tuple[np.ndarray, list[float]]:
     """Protected pixels of one face: uint8 ``image`` with the k low bits of the pixels in
     ``mask`` (bool ``(H, W)``) steered away from the face's identity, starting from ``start``
     (uint8, same shape: the original or the generator's protected image; equal to ``image`` off
-    the mask), steps scaled by ``weighting``, the change then shrunk to face SSIM ≥
-    ``ssim_target`` (:func:`shrink_to_ssim`; 0: kept whole). Returns (protected image, d_i/t_i
-    per member at the steered pad, before the shrink)."""
+    the mask), steps along ``direction`` scaled by ``weighting``, each step's change projected
+    back to face-box SSIM ≥ ``ssim_target`` and the result checked exactly by
+    :func:`shrink_to_ssim` (0: no budget). Returns (protected image, d_i/t_i per member at
+    the steered pad)."""
     y0, y1, x0, x1 = working_box(image, face, ensemble, mask)
     h, w = y1 - y0, x1 - x0
     side = bucket(max(h, w))
@@ -264,11 +343,15 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
     weight = texture_weight(crop(image), crop(mask)) if weighting == "texture" else None
     refs = [e[None] for e in clean_embeddings(ensemble, image, face)]
     affines = chip_affines(image, face, ensemble, shift)[None]
+    rows, cols = face_box_region(face, image.shape)
+    inside = (slice(max(rows.start, y0) - y0, min(rows.stop, y1) - y0),
+              slice(max(cols.start, x0) - x0, min(cols.stop, x1) - x0))
+    region = region_map([inside], (side, side))
     low, rel = steer_batch(high, low, m, affines, refs, k, ensemble, steps, margin, step, balance,
-                           weight)
+                           weight, crop(image).astype(np.float32), region, ssim_target,
+                           direction)
     out = image.copy()
     out[y0:y1, x0:x1] = (high + low)[0, :h, :w].astype(np.uint8)
-    rows, cols = face_box_region(face, image.shape)
     if ssim_target and min(rows.stop - rows.start, cols.stop - cols.start) >= SSIM_SIDE:
         out, _ = shrink_to_ssim(image, out, (rows, cols), ssim_target)
     return out, [float(v) for v in rel[0]]

@@ -118,7 +118,8 @@ def protect_image(image: np.ndarray, faces: Sequence[Face], key: jax.Array, k: i
         start = protected ^ face_pad if steering.start == "generator" else protected
         protected, _ = steer_face(protected, face, mask, start, k, steering.ensemble(),
                                   steering.steps, steering.margin, steering.step,
-                                  steering.balance, steering.weighting, steering.ssim_target)
+                                  steering.balance, steering.weighting, steering.ssim_target,
+                                  steering.direction)
     return protected, image ^ protected
 
 
