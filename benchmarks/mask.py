@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     sys_info["steering"] = {"recognizers": steering.recognizers, "steps": steering.steps,
                             "margin": steering.margin, "start": steering.start,
                             "step": steering.step, "weighting": steering.weighting,
-                            "ssim_target": steering.ssim_target}
+                            "ssim_target": steering.ssim_target,
+                            "direction": steering.direction}
     model = load_model()
     photo_path = Path(jaxpriv.__file__).parent / "samples" / "two_people.jpg"
     photo = load_image(photo_path)
