@@ -154,7 +154,7 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
                                                 strict=False):
             if steering.ssim_target:
                 steered, _ = shrink_to_ssim(photo, steered, face_box_region(face, photo.shape),
-                                            steering.ssim_target, steering.direction)
+                                            steering.ssim_target)
             out.append(steered)
     return out, time.time() - t0
 

@@ -130,7 +130,7 @@ def texture_weight(image: np.ndarray, mask: np.ndarray, power: float = TEXTURE_P
 
 
 def shrink_to_ssim(original: np.ndarray, changed: np.ndarray, region: tuple[slice, slice],
-                   target: float, iters: int = 7) -> tuple[np.ndarray, float]:
+                   target: float, *, iters: int = 7) -> tuple[np.ndarray, float]:
     """``original + round(α·(changed − original))`` (uint8) with the largest α ∈ [0, 1] found by
     ``iters`` bisection steps such that the SSIM (:func:`jaxpriv.metrics.ssim`) of ``region``
     stays ≥ ``target``; α = 1 when ``changed`` already does. Returns (image, α)."""
