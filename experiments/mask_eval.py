@@ -49,6 +49,7 @@ from jaxpriv.recognizers import load_recognizer
 from jaxpriv.recognizers.ensemble import chip_affines
 
 BUDGET = "step"  # the SSIM budget is projected after every step (older rows: "end", once)
+KEEP = "best"  # the visited pad whose least-fooled member is furthest (older rows: "last")
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
@@ -149,7 +150,7 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
                             photos.shape[1:3])
         low, _ = steer_batch(high, low, m, aff, refs, k, ens, steering.steps, steering.margin,
                              steering.step, steering.balance, weight, photos, region,
-                             steering.ssim_target, steering.direction)
+                             steering.ssim_target, steering.direction, steering.focus)
         for (_, _, photo, face), steered in zip(chunk[:n], (high + low).astype(np.uint8),
                                                 strict=False):
             if steering.ssim_target:
@@ -178,7 +179,8 @@ def _rates(d_clean: np.ndarray, d_prot: np.ndarray, d_rest: np.ndarray, t: float
 def steering_of(config: ml_collections.ConfigDict, superposition: str) -> Steering:
     """The config's steering against ``superposition``."""
     return Steering(superposition, config.steps, config.margin, config.start, config.step,
-                    config.balance, config.weighting, config.ssim_target, config.direction)
+                    config.balance, config.weighting, config.ssim_target, config.direction,
+                    config.focus)
 
 
 def check_runs(runs: object) -> list[tuple[int, str]]:
@@ -212,12 +214,15 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                 for key, default in (("steps", None), ("step", 1.0), ("margin", None),
                                      ("balance", False), ("weighting", "sign"),
                                      ("ssim_target", 0.0), ("budget", "end"),
-                                     ("direction", "sign")):
+                                     ("direction", "sign"), ("focus", 0.0),
+                                     ("keep", "last")):
                     x.setdefault(key, p.get(key, default))
         result = {**parts[0], "rows": [x for p in parts for x in p["rows"]],
                   "command": " + ".join(re.sub(r"/(tmp|work|home)/[^\s,)\"']*", "DIR",
                                                p["command"]) for p in parts),
-                  "seconds": max(p["seconds"] for p in parts)}
+                  "seconds": max(p["seconds"] for p in parts),
+                  "figure_superposition": next((p["figure_superposition"] for p in parts
+                                                if p.get("figure_superposition")), "")}
         write_results(config, result, markdown(result, config))
         return result
     runs = check_runs(config.runs)
@@ -237,10 +242,12 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             "steps": config.steps, "margin": config.margin, "start": config.start,
             "step": config.step, "balance": config.balance, "weighting": config.weighting,
             "ssim_target": config.ssim_target, "budget": BUDGET, "direction": config.direction,
+            "focus": config.focus, "keep": KEEP,
             "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
             "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, "
                        f"load average at end {os.getloadavg()[0]:.1f}",
             "seconds": round(time.time() - start, 1),
+            "figure_superposition": runs[0][1] if config.figure else "",
         }
         write_results(config, result, markdown(result, config))
         return result
@@ -285,7 +292,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                     "steps": config.steps, "step": config.step, "margin": config.margin,
                     "balance": config.balance, "weighting": config.weighting,
                     "ssim_target": config.ssim_target, "budget": BUDGET,
-                    "direction": config.direction, "box": "white" if rn in members else "black",
+                    "direction": config.direction, "focus": config.focus, "keep": KEEP,
+                    "box": "white" if rn in members else "black",
                     **_rates(d_clean, d_prot, d_rest, rec.threshold),
                     "shift_same_image": float(np.mean(np.linalg.norm(emb - clean[rn], axis=1))
                                               / rec.threshold),
@@ -368,6 +376,8 @@ def steering_label(x: dict, r: dict) -> str:
 
     return (f"{get('steps', '?')}×{get('step', 1.0):g}, m {get('margin', '?'):g}"
             + (", scaled" if get("direction", "sign") == "scaled" else "")
+            + (f", softmin {get('focus', 0.0):g}" if get("focus", 0.0) else "")
+            + (", best" if get("keep", "last") == "best" else "")
             + (", bal" if get("balance", False) else "")
             + (", tex" if get("weighting", "sign") == "texture" else "")
             + (f", SSIM ≥ {get('ssim_target', 0.0):g}" if get("ssim_target", 0.0) else "")
@@ -386,7 +396,10 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         "at most *steps* gradient steps of *step* grey levels inside the k-bit box, "
         "stopping once every recognizer of the superposition has d/t ≥ *margin* (the steering "
         "column: steps × step, m margin; a step is the gradient's sign unless \"scaled\": "
-        "the gradient over its RMS on the template, clipped at ±3; \"bal\": each "
+        "the gradient over its RMS on the template, clipped at ±3; \"softmin f\": each "
+        "recognizer's gradient weighted by softmax(−d/(t·f)) as well as τ, so the "
+        "least-fooled steers most; \"best\": the best visited pad is kept (its least-fooled "
+        "recognizer furthest away), else (older rows) the last step's; \"bal\": each "
         "recognizer's gradient scaled to unit mean magnitude before the sign, so neither "
         "dominates; \"tex\": each pixel's step "
         "scaled by the local contrast SSIM forgives, `jaxpriv.masktpl.steer.texture_weight`; "
@@ -416,7 +429,9 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
             f"{x['protect_seconds_per_face']:.1f} |")
     lines += ["", "## Reading", ""] + findings(r) + [f"- {n}" for n in config.notes]
     lines += ["", "![original | protected | restored | amplified difference](mask.png)", "",
-              f"`mask.png`: `jaxpriv/samples/two_people.jpg` at k = {config.figure_bits}: "
+              f"`mask.png`: `jaxpriv/samples/two_people.jpg` at k = {config.figure_bits}"
+              + (f", steered against {r['figure_superposition']}"
+                 if r.get("figure_superposition") else "") + ": "
               "original | protected | restored | |protected − original| × 255/(2^k − 1); "
               "second row: the two faces enlarged (nearest neighbour).", ""]
     return "\n".join(lines) + "\n"

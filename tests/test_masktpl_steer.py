@@ -216,9 +216,37 @@ def test_region_map_marks_the_windows_inside_the_rectangle() -> None:
 
 
 @pytest.mark.parametrize("field", [{"weighting": "l2"}, {"direction": "l2"}, {"ssim_target": 1.0},
-                                   {"ssim_target": -0.1}])
+                                   {"ssim_target": -0.1}, {"focus": -0.1}, {"focus": "high"}])
 def test_bad_steering_settings_are_one_line_errors(field: dict) -> None:
     from jaxpriv.errors import JaxprivError
 
     with pytest.raises(JaxprivError, match=next(iter(field))):
         steer.Steering(**field).ensemble()
+
+
+def test_the_loop_returns_its_best_visited_pad() -> None:
+    """The loop returns the visited pad whose least-fooled member is furthest away, not the last:
+    a toy member whose distance peaks inside the 4-bit box (d = 2|sin(ω·mean/2)|), a sign step of
+    the whole box overshoots the peak and the next step falls back to the start's side."""
+    import jax.numpy as jnp
+
+    from jaxpriv.recognizers.base import Recognizer
+    from jaxpriv.recognizers.ensemble import Ensemble
+
+    omega = 1.5 * np.pi * 17.0  # one step (1 → 15 grey levels) lands at 3/4 of the period
+
+    def apply(_: object, x: jax.Array) -> jax.Array:
+        s = jnp.mean(x, axis=(1, 2, 3))
+        return jnp.stack([jnp.sin(omega * s), jnp.cos(omega * s)], axis=-1)
+
+    ens = Ensemble((Recognizer("toy", 8, 1.0, {}, apply),), (1.0,))
+    high = np.zeros((1, 8, 8, 3), np.float32)
+    start, mask = np.ones_like(high), np.ones((1, 8, 8, 1), np.float32)
+    affines = np.array([[[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]], np.float32)
+    ref = np.asarray(apply(None, jnp.zeros((1, 8, 8, 3))))
+    runs = [steer.steer_batch(high, start, mask, affines, [ref], 4, ens, steps=steps, margin=9.0,
+                              step=15.0, direction="sign") for steps in (1, 2)]
+    (one, d_one), (two, d_two) = runs
+    assert np.all(one == 15.0) and d_one[0, 0] > 1.4  # 2·sin(3π/4) ≈ 1.414: past the peak
+    np.testing.assert_array_equal(two, one)  # step 2 falls back to l = 0 (d = 0): not returned
+    np.testing.assert_allclose(d_two, d_one, rtol=1e-5)

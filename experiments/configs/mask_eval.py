@@ -26,6 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.start = "zero"  # or "generator"
     c.step = 2.0  # grey levels per step (times the direction and the weighting)
     c.direction = "scaled"  # or "sign": the gradient over its RMS (clipped at ±3), or its sign
+    c.focus = 0.0  # > 0: softmin temperature on d/t, the least-fooled member steers most
     c.balance = False  # scale each recognizer's gradient to unit mean |g| before the sign
     c.weighting = "texture"  # or "sign": each pixel's step scaled by the local contrast
     c.ssim_target = 0.97  # each step's change projected back to face-box SSIM >= it (0: none)

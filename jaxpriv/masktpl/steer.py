@@ -14,7 +14,10 @@ default the gradient over its RMS, clipped; projected onto the k-bit box) on
 warped bilinearly from the photo; d_i in units of its threshold t_i; capped at ``margin`` so
 steps go to the members not yet fooled). The loss and gradient are taken at the rounded l
 (straight-through), and steps stop as soon as every member is past ``margin``, so the change is
-the smallest the steps find, inside the k-bit box.
+the smallest the steps find, inside the k-bit box. The pad returned is the best one visited (its
+least-fooled member furthest away), not the last: under the visual budget a late step can trade
+one member's distance for another's. ``focus`` > 0 weights member i's gradient by
+τ_i·softmax(−d/(t·focus))_i, so the least-fooled member steers most.
 
 Visual budget (issue 20: face SSIM ≥ 0.97). Two measures keep the change where SSIM forgives it:
 ``weighting="texture"`` scales each pixel's step by w = (√(σ² + C₂)/mean)^p (σ: the original's
@@ -62,6 +65,7 @@ DEFAULT_STEPS = 24
 DEFAULT_MARGIN = 2.5
 DEFAULT_STEP = 2.0
 DEFAULT_BALANCE = False
+DEFAULT_FOCUS = 0.0
 STARTS = ("zero", "generator")
 WEIGHTINGS = ("sign", "texture")
 DEFAULT_WEIGHTING = "texture"
@@ -82,7 +86,8 @@ class Steering:
     that matter more move more; ``weighting="texture"``: scaled per pixel by
     :func:`texture_weight`), stop once every d_i/t_i ≥ ``margin``, starting from the original
     (``"zero"``) or the generator's pad (``"generator"``); each step's change is projected back
-    to face SSIM ≥ ``ssim_target`` (0: no budget)."""
+    to face SSIM ≥ ``ssim_target`` (0: no budget); ``focus`` > 0: softmin temperature on d/t
+    weighting the members' gradients (0: by τ alone)."""
 
     recognizers: str = DEFAULT_RECOGNIZERS
     steps: int = DEFAULT_STEPS
@@ -93,6 +98,7 @@ class Steering:
     weighting: str = DEFAULT_WEIGHTING
     ssim_target: float = DEFAULT_SSIM_TARGET
     direction: str = DEFAULT_DIRECTION
+    focus: float = DEFAULT_FOCUS
 
     def ensemble(self) -> Ensemble:
         """The loaded (cached) ensemble of :attr:`recognizers`."""
@@ -105,6 +111,8 @@ class Steering:
         if self.direction not in DIRECTIONS:
             raise JaxprivError(f"steering direction must be one of {', '.join(DIRECTIONS)}, "
                                f"got {self.direction!r}")
+        if not (isinstance(self.focus, int | float) and 0.0 <= self.focus < float("inf")):
+            raise JaxprivError(f"steering focus must be a temperature ≥ 0, got {self.focus!r}")
         if not 0.0 <= self.ssim_target < 1.0:
             raise JaxprivError(f"ssim_target must be in [0, 1), got {self.ssim_target!r}")
         return load_ensemble(self.recognizers)
@@ -240,14 +248,16 @@ def step_direction(grad: jax.Array, mask: jax.Array, direction: str) -> jax.Arra
 
 
 @functools.partial(jax.jit, static_argnames=("ensemble", "k", "steps", "margin", "balance",
-                                             "direction"))
+                                             "direction", "focus"))
 def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.Array,
            mask: jax.Array, affines: jax.Array, refs: Sequence[jax.Array], k: int, steps: int,
            margin: float, balance: bool, step: jax.Array, weight: jax.Array,
            original: jax.Array | None, region: jax.Array | None, ssim_target: jax.Array,
-           direction: str) -> tuple[jax.Array, jax.Array]:
-    """The whole step loop as one ``lax.while_loop``: (final l, d_i/t_i ``(N, M)`` there).
-    With a ``region``, each step's change is projected back to region SSIM ≥ ``ssim_target``."""
+           direction: str, focus: float = 0.0) -> tuple[jax.Array, jax.Array]:
+    """The whole step loop as one ``lax.while_loop``: (best l, d_i/t_i ``(N, M)`` there), best
+    = the visited l whose least-fooled member is furthest away (max of min_i min(d_i/t_i,
+    margin); the earliest among ties). With a ``region``, each step's change is projected back
+    to region SSIM ≥ ``ssim_target``."""
     taus = jnp.asarray(ensemble.taus, jnp.float32)
 
     def member(lo: jax.Array, i: int) -> jax.Array:
@@ -257,34 +267,43 @@ def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.
         return embedding_distance(rec.apply(params[i], chip), refs[i]) / rec.threshold
 
     def evaluate(lo: jax.Array) -> tuple[jax.Array, jax.Array]:
-        rels, grad = [], jnp.zeros_like(lo)
-        for i in range(len(ensemble.members)):
-            rel, vjp = jax.vjp(lambda x, i=i: member(x, i), lo)
-            g = vjp((rel < margin).astype(lo.dtype) * taus[i])[0]  # 0 once past the margin
+        pairs = [jax.vjp(lambda x, i=i: member(x, i), lo) for i in range(len(ensemble.members))]
+        rel = jnp.stack([r for r, _ in pairs], axis=-1)  # (N, M)
+        coef = (rel < margin) * taus  # 0 once past the margin
+        if focus > 0:  # the least-fooled member steers most: softmin of d_i/t_i
+            coef = coef * jax.nn.softmax(-rel / focus, axis=-1)
+        grad = jnp.zeros_like(lo)
+        for i, (_, vjp) in enumerate(pairs):
+            g = vjp(coef[:, i].astype(lo.dtype))[0]
             if balance:  # each member's gradient at unit mean |g|: neither dominates the sign
                 g = g / (jnp.mean(jnp.abs(g), axis=(1, 2, 3), keepdims=True) + 1e-20)
-            rels.append(rel)
             grad = grad + g
-        return jnp.stack(rels, axis=-1), grad
+        return rel, grad
 
     def body(state: tuple) -> tuple:
-        i, lo, _, _ = state
+        i, lo, _, _, best, best_score, best_rel = state
         rel, grad = evaluate(lo)  # measured at l; the last pass only measures
         done = jnp.all(rel >= margin, axis=1)
+        score = jnp.min(jnp.minimum(rel, margin), axis=1)
+        better = score > best_score
+        best = jnp.where(better[:, None, None, None], lo, best)
+        best_score = jnp.where(better, score, best_score)
+        best_rel = jnp.where(better[:, None], rel, best_rel)
         moved = jnp.clip(lo + step * mask * weight * step_direction(grad, mask, direction),
                          0.0, float(2**k - 1))
         if region is not None:
             moved = _project_to_ssim(original, high, moved, region, ssim_target)
         lo = jnp.where((~done & (i < steps))[:, None, None, None], moved, lo)
-        return i + 1, lo, rel, done
+        return i + 1, lo, rel, done, best, best_score, best_rel
 
     def cond(state: tuple) -> jax.Array:
         return (state[0] <= steps) & ~jnp.all(state[3])
 
     n, m = low.shape[0], len(ensemble.members)
-    init = (0, low, jnp.zeros((n, m), jnp.float32), jnp.zeros(n, bool))
-    _, low, rel, _ = jax.lax.while_loop(cond, body, init)
-    return jnp.round(low), rel
+    rel0 = jnp.zeros((n, m), jnp.float32)
+    init = (0, low, rel0, jnp.zeros(n, bool), low, jnp.full(n, -jnp.inf), rel0)
+    _, _, _, _, best, _, best_rel = jax.lax.while_loop(cond, body, init)
+    return jnp.round(best), best_rel
 
 
 def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np.ndarray,
@@ -293,18 +312,21 @@ def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np
                 step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE,
                 weight: np.ndarray | None = None, original: np.ndarray | None = None,
                 region: np.ndarray | None = None, ssim_target: float = 0.0,
-                direction: str = DEFAULT_DIRECTION) -> tuple[np.ndarray, np.ndarray]:
+                direction: str = DEFAULT_DIRECTION,
+                focus: float = DEFAULT_FOCUS) -> tuple[np.ndarray, np.ndarray]:
     """Steer working images: ``high`` float ``(N, H, W, 3)`` (the pixels with their k low bits
     cleared on the mask, the pixels themselves elsewhere), start ``low`` (k low bits, 0 off the
     mask), ``mask`` ``(N, H, W, 1)`` 0/1, member chip → working affines ``(N, M, 2, 3)``, clean
     embeddings ``refs[i]`` ``(N, D_i)``. Each image stops once all its d_i/t_i ≥ ``margin``;
     ``balance``: each member's gradient is scaled to unit mean magnitude before the sign;
-    ``direction``: :func:`step_direction`;
+    ``direction``: :func:`step_direction`; ``focus`` > 0: member i's gradient weighted by
+    τ_i·softmax(−d/(t·focus))_i, so the least-fooled member steers most (0: by τ_i alone);
     ``weight`` ``(N, H, W, 1)``: per-pixel step scale (:func:`texture_weight`; None: 1);
     ``original`` (the uint8-valued images), ``region`` (:func:`region_map`) and ``ssim_target``
     > 0: after every step the change is scaled back until the region's SSIM ≥ the target (the
-    budget is spent by the steps, not cut after them). Returns (final l rounded, uint8-valued
-    float; d_i/t_i ``(N, M)`` there)."""
+    budget is spent by the steps, not cut after them). Returns (the best visited l, rounded,
+    uint8-valued float: the one whose least-fooled member is furthest away; d_i/t_i ``(N, M)``
+    there)."""
     high, low, mask, affines = (jnp.asarray(a, jnp.float32) for a in (high, low, mask, affines))
     weight = jnp.ones_like(mask) if weight is None else jnp.asarray(weight, jnp.float32)
     project = original is not None and region is not None and ssim_target > 0
@@ -313,7 +335,7 @@ def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np
                       jnp.float32(step), weight,
                       jnp.asarray(original, jnp.float32) if project else None,
                       jnp.asarray(region, jnp.float32) if project else None,
-                      jnp.float32(ssim_target), direction)
+                      jnp.float32(ssim_target), direction, float(focus))
     return np.asarray(low), np.asarray(rel)
 
 
@@ -321,7 +343,8 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
                ensemble: Ensemble, steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
                step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE,
                weighting: str = DEFAULT_WEIGHTING, ssim_target: float = DEFAULT_SSIM_TARGET,
-               direction: str = DEFAULT_DIRECTION) -> tuple[np.ndarray, list[float]]:
+               direction: str = DEFAULT_DIRECTION,
+               focus: float = DEFAULT_FOCUS) -> tuple[np.ndarray, list[float]]:
     """Protected pixels of one face: uint8 ``image`` with the k low bits of the pixels in
     ``mask`` (bool ``(H, W)``) steered away from the face's identity, starting from ``start``
     (uint8, same shape: the original or the generator's protected image; equal to ``image`` off
@@ -349,7 +372,7 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
     region = region_map([inside], (side, side))
     low, rel = steer_batch(high, low, m, affines, refs, k, ensemble, steps, margin, step, balance,
                            weight, crop(image).astype(np.float32), region, ssim_target,
-                           direction)
+                           direction, focus)
     out = image.copy()
     out[y0:y1, x0:x1] = (high + low)[0, :h, :w].astype(np.uint8)
     if ssim_target and min(rows.stop - rows.start, cols.stop - cols.start) >= SSIM_SIDE:
