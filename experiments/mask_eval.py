@@ -5,8 +5,11 @@ loose crops, faces found by YuNet). Per identity the first sorted image is the c
 and the next ``max_per_identity`` are probes (celeba299: at most ``max_identities`` identities).
 Each probe is protected as the photo the user holds, with its k low bits steered
 (:mod:`jaxpriv.masktpl.steer`) against the recognizers of one superposition; every attacker runs
-its ordinary pipeline on the protected photo (glint: ``chips_from_aligned_crops``; celeba299:
-``extract_chips`` at the clean face's geometry) and compares with the clean reference. A
+its ordinary pipeline on the protected photo and compares with the clean reference: glint
+through ``chips_from_aligned_crops`` (the face found again in the protected crop); celeba299
+with ``config.attacker = "redetect"`` (the default since 2026-12-01) by YuNet on the protected
+photo (the face overlapping the clean box most; none found counts as not matched), with
+``"clean"`` (older rows) at the clean face's geometry, an attacker that does not re-align. A
 recognizer in the superposition is attacked white-box; one held out, black-box. Every protected
 probe is restored from the stored pad and checked bit for bit (T_r).
 """
@@ -98,16 +101,38 @@ def probes_of(config: ml_collections.ConfigDict, name: str, faces_dir: str
     return out
 
 
+def iou(a: tuple, b: tuple) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / area if area > 0 else 0.0
+
+
+def refound(photo: np.ndarray, clean: Face) -> Face | None:
+    """The face YuNet finds in ``photo`` overlapping the ``clean`` box most (IoU > 0.3), else
+    None: what an attacker aligns when it looks at the protected photo."""
+    found = [f for f in detect_faces(photo, detector="yunet") if iou(f.box, clean.box) > 0.3]
+    return max(found, key=lambda f: iou(f.box, clean.box)) if found else None
+
+
 def attacker_embeddings(rec, name: str, photos: list[np.ndarray],  # noqa: ANN001
-                        faces: list[Face]) -> np.ndarray:
+                        faces: list[Face], redetect: bool = False) -> np.ndarray:
     """What an attacker's ordinary pipeline sees: glint crops through
-    ``chips_from_aligned_crops``; celeba photos at the (clean) face geometry."""
+    ``chips_from_aligned_crops``; celeba photos at the face ``redetect``-ed in each photo
+    (:func:`refound`; a row of NaN where none is found), else at the given geometry."""
     if name == "glint":
-        chips = np.concatenate([chips_from_aligned_crops(p, rec) for p in photos])
-    else:
-        chips = np.concatenate([extract_chips(p, [f], rec)[0] for p, f in
-                                zip(photos, faces, strict=True)])
-    return rec.embed(chips)
+        return rec.embed(np.concatenate([chips_from_aligned_crops(p, rec) for p in photos]))
+    if redetect:
+        faces = [refound(p, f) for p, f in zip(photos, faces, strict=True)]
+    seen = [i for i, f in enumerate(faces) if f is not None]
+    chips = [extract_chips(photos[i], [faces[i]], rec)[0] for i in seen]
+    emb = rec.embed(np.concatenate(chips) if chips
+                    else np.zeros((1, rec.input_size, rec.input_size, 3), np.uint8))
+    out = np.full((len(photos), emb.shape[1]), np.nan, np.float32)
+    out[seen] = emb[:len(seen)]
+    return out
 
 
 def reference_embeddings(rec, name: str, refs: list[np.ndarray]) -> np.ndarray:  # noqa: ANN001
@@ -150,7 +175,8 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
                             photos.shape[1:3])
         low, _ = steer_batch(high, low, m, aff, refs, k, ens, steering.steps, steering.margin,
                              steering.step, steering.balance, weight, photos, region,
-                             steering.ssim_target, steering.direction, steering.focus)
+                             steering.ssim_target, steering.direction, steering.focus,
+                             steering.jitter)
         for (_, _, photo, face), steered in zip(chunk[:n], (high + low).astype(np.uint8),
                                                 strict=False):
             if steering.ssim_target:
@@ -180,7 +206,15 @@ def steering_of(config: ml_collections.ConfigDict, superposition: str) -> Steeri
     """The config's steering against ``superposition``."""
     return Steering(superposition, config.steps, config.margin, config.start, config.step,
                     config.balance, config.weighting, config.ssim_target, config.direction,
-                    config.focus)
+                    config.focus, config.jitter)
+
+
+def attacker_of(config: ml_collections.ConfigDict, name: str) -> str:
+    """How the attacker aligns the protected face of dataset ``name``: "redetect" (found again
+    in the protected photo; glint always) or "clean" (at the clean geometry)."""
+    if config.attacker not in ("redetect", "clean"):
+        raise JaxprivError(f"config.attacker must be redetect or clean, got {config.attacker!r}")
+    return "redetect" if name == "glint" else config.attacker
 
 
 def check_runs(runs: object) -> list[tuple[int, str]]:
@@ -215,8 +249,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                                      ("balance", False), ("weighting", "sign"),
                                      ("ssim_target", 0.0), ("budget", "end"),
                                      ("direction", "sign"), ("focus", 0.0),
-                                     ("keep", "last")):
+                                     ("keep", "last"), ("jitter", 0.0)):
                     x.setdefault(key, p.get(key, default))
+                x.setdefault("attacker", "redetect" if x["dataset"] == "glint" else "clean")
         result = {**parts[0], "rows": [x for p in parts for x in p["rows"]],
                   "command": " + ".join(re.sub(r"/(tmp|work|home)/[^\s,)\"']*", "DIR",
                                                p["command"]) for p in parts),
@@ -226,6 +261,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         write_results(config, result, markdown(result, config))
         return result
     runs = check_runs(config.runs)
+    attacker_of(config, "celeba299")  # a bad setting fails before any work
     if not config.datasets:
         raise JaxprivError("config.datasets is empty: give (name, faces folder) pairs")
     start = time.time()
@@ -242,7 +278,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             "steps": config.steps, "margin": config.margin, "start": config.start,
             "step": config.step, "balance": config.balance, "weighting": config.weighting,
             "ssim_target": config.ssim_target, "budget": BUDGET, "direction": config.direction,
-            "focus": config.focus, "keep": KEEP,
+            "focus": config.focus, "keep": KEEP, "jitter": config.jitter,
             "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
             "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, "
                        f"load average at end {os.getloadavg()[0]:.1f}",
@@ -282,10 +318,12 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                                                                    strict=True)]
             members = [n.split(":")[0] for n in sup.split(",")]
             for rn, rec in recs.items():
-                emb = attacker_embeddings(rec, name, prot, faces)
+                emb = attacker_embeddings(rec, name, prot, faces,
+                                          redetect=config.attacker == "redetect")
+                missed = np.isnan(emb).any(axis=1)
                 ref = np.stack([ref_emb[rn][i] for i in idents])
                 d_clean = np.linalg.norm(clean[rn] - ref, axis=1)
-                d_prot = np.linalg.norm(emb - ref, axis=1)
+                d_prot = np.where(missed, np.inf, np.linalg.norm(emb - ref, axis=1))
                 d_rest = d_clean if exact == len(probes) else np.full_like(d_clean, np.nan)
                 rows.append({
                     "dataset": name, "k": k, "superposition": sup, "recognizer": rn,
@@ -293,10 +331,12 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                     "balance": config.balance, "weighting": config.weighting,
                     "ssim_target": config.ssim_target, "budget": BUDGET,
                     "direction": config.direction, "focus": config.focus, "keep": KEEP,
+                    "jitter": config.jitter, "attacker": attacker_of(config, name),
+                    "not_found": int(missed.sum()),
                     "box": "white" if rn in members else "black",
                     **_rates(d_clean, d_prot, d_rest, rec.threshold),
-                    "shift_same_image": float(np.mean(np.linalg.norm(emb - clean[rn], axis=1))
-                                              / rec.threshold),
+                    "shift_same_image": float(np.mean(np.linalg.norm(
+                        emb[~missed] - clean[rn][~missed], axis=1)) / rec.threshold),
                     "n": len(probes), "identities": len(order), "exact_restores": int(exact),
                     "face_ssim": float(np.mean(ssims)), "face_ssim_min": float(np.min(ssims)),
                     "face_psnr": float(np.mean([v for v in psnrs if np.isfinite(v)])),
@@ -369,6 +409,13 @@ def findings(r: dict) -> list[str]:
     return out
 
 
+def attacker_label(x: dict) -> str:
+    """The table's attacker cell: "re-found" (with the faces not found) or "clean geom."."""
+    if x.get("attacker", "redetect" if x["dataset"] == "glint" else "clean") == "clean":
+        return "clean geom."
+    return "re-found" + (f" ({x['not_found']})" if x.get("not_found") else "")
+
+
 def steering_label(x: dict, r: dict) -> str:
     """``"8×1, m 1.3, bal"`` for a row (its own settings, else the file's)."""
     def get(key: str, default: object) -> object:
@@ -377,6 +424,7 @@ def steering_label(x: dict, r: dict) -> str:
     return (f"{get('steps', '?')}×{get('step', 1.0):g}, m {get('margin', '?'):g}"
             + (", scaled" if get("direction", "sign") == "scaled" else "")
             + (f", softmin {get('focus', 0.0):g}" if get("focus", 0.0) else "")
+            + (f", jitter {get('jitter', 0.0):g}" if get("jitter", 0.0) else "")
             + (", best" if get("keep", "last") == "best" else "")
             + (", bal" if get("balance", False) else "")
             + (", tex" if get("weighting", "sign") == "texture" else "")
@@ -398,7 +446,9 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         "column: steps × step, m margin; a step is the gradient's sign unless \"scaled\": "
         "the gradient over its RMS on the template, clipped at ±3; \"softmin f\": each "
         "recognizer's gradient weighted by softmax(−d/(t·f)) as well as τ, so the "
-        "least-fooled steers most; \"best\": the best visited pad is kept (its least-fooled "
+        "least-fooled steers most; \"jitter j\": each step sees every recognizer's chip "
+        "re-aligned by a random similarity moving its edge by ≤ j chip pixels per component "
+        "(`steer.jitter_affines`); \"best\": the best visited pad is kept (its least-fooled "
         "recognizer furthest away), else (older rows) the last step's; \"bal\": each "
         "recognizer's gradient scaled to unit mean magnitude before the sign, so neither "
         "dominates; \"tex\": each pixel's step "
@@ -412,22 +462,29 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         "probes not matched; **T_r** = share of restored probes matched; **r_s** = F_c / (1 + "
         "T_o − F_c). F_c|acc: F_c among probes matched when clean. shift: mean ‖R(protected) − "
         "R(original)‖ / threshold. white: the recognizer is in the superposition; black: held "
-        "out. SSIM/PSNR on the face box; key B/face: the sealed key file of a one-face photo.",
+        "out. attacker: \"re-found\": it finds the face again in the protected photo (glint: "
+        "`chips_from_aligned_crops`; celeba299: YuNet, the face overlapping the clean box most, "
+        "(m) = m protected faces not found, counted as not matched); \"clean geom.\" (older "
+        "celeba299 rows): it aligns at the clean face's geometry, so it never re-aligns. SSIM/PSNR "
+        "on the face box; key B/face: the sealed key file of a one-face photo.",
         "",
-        "| data | k | superposition | steering | recognizer | box | n | T_o | F_c | T_r | r_s "
-        "| F_c\\|acc | shift | restores | face SSIM mean (min) | PSNR dB | key B/face | s/face |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data | k | superposition | steering | recognizer | box | attacker | n | T_o | F_c | T_r "
+        "| r_s | F_c\\|acc | shift | restores | face SSIM mean (min) | PSNR dB | key B/face "
+        "| s/face |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["rows"]:
         lines.append(
             f"| {x['dataset']} | {x['k']} | {x['superposition']} | {steering_label(x, r)} | "
-            f"{x['recognizer']} | "
-            f"{x['box']} | {x['n']} | {x['T_o']:.3f} | {x['F_c']:.3f} | {x['T_r']:.3f} | "
+            f"{x['recognizer']} | {x['box']} | {attacker_label(x)} | {x['n']} | "
+            f"{x['T_o']:.3f} | {x['F_c']:.3f} | {x['T_r']:.3f} | "
             f"{x['r_s']:.3f} | {x['F_c_given_accepted']:.3f} | {x['shift_same_image']:.2f} | "
             f"{x['exact_restores']}/{x['n']} | {x['face_ssim']:.4f} ({x['face_ssim_min']:.4f}) | "
             f"{x['face_psnr']:.1f} | {x['pad_bytes_per_face']:.0f} | "
             f"{x['protect_seconds_per_face']:.1f} |")
     lines += ["", "## Reading", ""] + findings(r) + [f"- {n}" for n in config.notes]
+    if not (config.figure or r.get("figure_superposition")):
+        return "\n".join(lines) + "\n"
     lines += ["", "![original | protected | restored | amplified difference](mask.png)", "",
               f"`mask.png`: `jaxpriv/samples/two_people.jpg` at k = {config.figure_bits}"
               + (f", steered against {r['figure_superposition']}"

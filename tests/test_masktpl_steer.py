@@ -216,7 +216,8 @@ def test_region_map_marks_the_windows_inside_the_rectangle() -> None:
 
 
 @pytest.mark.parametrize("field", [{"weighting": "l2"}, {"direction": "l2"}, {"ssim_target": 1.0},
-                                   {"ssim_target": -0.1}, {"focus": -0.1}, {"focus": "high"}])
+                                   {"ssim_target": -0.1}, {"focus": -0.1}, {"focus": "high"},
+                                   {"jitter": -1.0}, {"jitter": 16.0}, {"jitter": "some"}])
 def test_bad_steering_settings_are_one_line_errors(field: dict) -> None:
     from jaxpriv.errors import JaxprivError
 
@@ -250,3 +251,49 @@ def test_the_loop_returns_its_best_visited_pad() -> None:
     assert np.all(one == 15.0) and d_one[0, 0] > 1.4  # 2·sin(3π/4) ≈ 1.414: past the peak
     np.testing.assert_array_equal(two, one)  # step 2 falls back to l = 0 (d = 0): not returned
     np.testing.assert_allclose(d_two, d_one, rtol=1e-5)
+
+
+@pytest.mark.parametrize("amount", [0.0, 2.0])
+def test_jitter_composes_a_small_similarity_of_the_chip(amount: float) -> None:
+    """jitter_affines(A) = A ∘ J with J a similarity of the chip about its centre: scale and
+    rotation each move the chip's edge by ≤ amount px, the centre moves by ≤ amount per axis;
+    amount 0 leaves A as it is; draws differ between images."""
+    size, n = 150, 64
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.normal(size=(n, 2, 2)) + 2 * np.eye(2), rng.normal(size=(n, 2, 1))],
+                       -1).astype(np.float32)
+    got = np.asarray(steer.jitter_affines(jax.numpy.asarray(a), jax.random.key(1), size, amount),
+                     np.float64)
+    hom = np.concatenate([a, np.broadcast_to([[0.0, 0.0, 1.0]], (n, 1, 3))], 1).astype(np.float64)
+    j = np.linalg.solve(hom, np.concatenate([got, np.broadcast_to([[0.0, 0.0, 1.0]], (n, 1, 3))],
+                                            1))  # J = A⁻¹ A'
+    m = j[:, :2, :2]
+    np.testing.assert_allclose(m[:, 0, 0], m[:, 1, 1], atol=1e-4)  # a similarity
+    np.testing.assert_allclose(m[:, 0, 1], -m[:, 1, 0], atol=1e-4)
+    scale = np.hypot(m[:, 0, 0], m[:, 1, 0])
+    angle = np.arctan2(m[:, 1, 0], m[:, 0, 0])
+    c = (size - 1) / 2.0
+    centre = np.einsum("nij,j->ni", j[:, :2, :2], [c, c]) + j[:, :2, 2] - c
+    half = size / 2.0
+    assert np.all(np.abs(scale - 1) * half <= amount + 1e-3)
+    assert np.all(np.abs(angle) * half <= amount + 1e-3)
+    assert np.all(np.abs(centre) <= amount + 1e-3)
+    if amount == 0:
+        np.testing.assert_allclose(got, a, atol=1e-5)
+    else:  # the draws spread over the range, one per image
+        assert np.abs(centre).max() > 0.8 * amount and np.abs(scale - 1).max() * half > 0.8 * amount
+        assert len(np.unique(np.round(centre[:, 0], 4))) == n
+
+
+def test_jittered_steering_is_reproducible_and_sees_other_geometries() -> None:
+    """With jitter the pad is a fixed function of the inputs (same pad twice), and the steps see
+    other geometries than the clean one (a pad different from jitter 0's)."""
+    image, faces = obama()
+    ens = load_ensemble("dlib_resnet")
+    mask = np.zeros(image.shape[:2], bool)
+    x0, y0, x1, y1 = (int(v) for v in faces[0].box)
+    mask[y0:y1, x0:x1] = True
+    runs = [steer.steer_face(image, faces[0], mask, image, 3, ens, steps=2, margin=9.0,
+                             ssim_target=0.0, jitter=j)[0] for j in (2.0, 2.0, 0.0)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])

@@ -27,6 +27,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.step = 2.0  # grey levels per step (times the direction and the weighting)
     c.direction = "scaled"  # or "sign": the gradient over its RMS (clipped at ±3), or its sign
     c.focus = 0.0  # > 0: softmin temperature on d/t, the least-fooled member steers most
+    c.jitter = 1.5  # each step sees the chips re-aligned at random (chip px, steer.py; 0: off)
+    c.attacker = "redetect"  # celeba299: the attacker finds the face again ("clean": it does not)
     c.balance = False  # scale each recognizer's gradient to unit mean |g| before the sign
     c.weighting = "texture"  # or "sign": each pixel's step scaled by the local contrast
     c.ssim_target = 0.97  # each step's change projected back to face-box SSIM >= it (0: none)

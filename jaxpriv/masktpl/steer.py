@@ -19,6 +19,14 @@ least-fooled member furthest away), not the last: under the visual budget a late
 one member's distance for another's. ``focus`` > 0 weights member i's gradient by
 τ_i·softmax(−d/(t·focus))_i, so the least-fooled member steers most.
 
+Re-alignment (``jitter`` > 0, expectation over transformation): an attacker finds the face again
+in the protected photo, and the change itself moves its landmarks, so its chip is cut at a
+slightly different geometry than the one steered against (on glint's 112×112 crops, found again
+through the ×3 upsample, a ±8 grey-level noise already decorrelates the chips: correlation
+0.1–0.5 between the two chips' changes). Each step then samples, per face and member, a
+small similarity of the chip about its centre (:func:`jitter_affines`), so the pad is steered
+against the neighbourhood of the clean geometry rather than one point of it.
+
 Visual budget (issue 20: face SSIM ≥ 0.97). Two measures keep the change where SSIM forgives it:
 ``weighting="texture"`` scales each pixel's step by w = (√(σ² + C₂)/mean)^p (σ: the original's
 local grey-level standard deviation in SSIM's own Gaussian window, C₂ = (0.03·255)², p =
@@ -66,6 +74,7 @@ DEFAULT_MARGIN = 2.5
 DEFAULT_STEP = 2.0
 DEFAULT_BALANCE = False
 DEFAULT_FOCUS = 0.0
+DEFAULT_JITTER = 1.5
 STARTS = ("zero", "generator")
 WEIGHTINGS = ("sign", "texture")
 DEFAULT_WEIGHTING = "texture"
@@ -87,7 +96,9 @@ class Steering:
     :func:`texture_weight`), stop once every d_i/t_i ≥ ``margin``, starting from the original
     (``"zero"``) or the generator's pad (``"generator"``); each step's change is projected back
     to face SSIM ≥ ``ssim_target`` (0: no budget); ``focus`` > 0: softmin temperature on d/t
-    weighting the members' gradients (0: by τ alone)."""
+    weighting the members' gradients (0: by τ alone); ``jitter`` > 0: each step sees every
+    member's chip at a random similarity moving its edge by ≤ ``jitter`` chip pixels per
+    component (:func:`jitter_affines`; 0: the clean geometry)."""
 
     recognizers: str = DEFAULT_RECOGNIZERS
     steps: int = DEFAULT_STEPS
@@ -99,6 +110,7 @@ class Steering:
     ssim_target: float = DEFAULT_SSIM_TARGET
     direction: str = DEFAULT_DIRECTION
     focus: float = DEFAULT_FOCUS
+    jitter: float = DEFAULT_JITTER
 
     def ensemble(self) -> Ensemble:
         """The loaded (cached) ensemble of :attr:`recognizers`."""
@@ -113,6 +125,9 @@ class Steering:
                                f"got {self.direction!r}")
         if not (isinstance(self.focus, int | float) and 0.0 <= self.focus < float("inf")):
             raise JaxprivError(f"steering focus must be a temperature ≥ 0, got {self.focus!r}")
+        if not (isinstance(self.jitter, int | float) and 0.0 <= self.jitter < 16.0):
+            raise JaxprivError(f"steering jitter must be chip pixels in [0, 16), "
+                               f"got {self.jitter!r}")
         if not 0.0 <= self.ssim_target < 1.0:
             raise JaxprivError(f"ssim_target must be in [0, 1), got {self.ssim_target!r}")
         return load_ensemble(self.recognizers)
@@ -247,27 +262,52 @@ def step_direction(grad: jax.Array, mask: jax.Array, direction: str) -> jax.Arra
     return jnp.clip(grad / (rms + 1e-20), -SCALED_CLIP, SCALED_CLIP)
 
 
+def jitter_affines(affines: jax.Array, key: jax.Array, size: int, amount: float) -> jax.Array:
+    """Chip → working affines ``(N, 2, 3)`` composed with a random similarity of the ``size``
+    chip about its centre: translation, scale and rotation each moving the chip's edge by at
+    most ``amount`` pixels (uniform), one draw per image: an attacker's re-alignment."""
+    u = jax.random.uniform(key, (affines.shape[0], 4), minval=-amount, maxval=amount)
+    half = size / 2.0
+    scale, angle = 1.0 + u[:, 2] / half, u[:, 3] / half
+    cos, sin = scale * jnp.cos(angle), scale * jnp.sin(angle)
+    c = (size - 1) / 2.0
+    rot = jnp.stack([jnp.stack([cos, -sin], -1), jnp.stack([sin, cos], -1)], -2)  # (N, 2, 2)
+    shift = c - rot @ jnp.array([c, c]) + u[:, :2]  # chip → chip: c + R(p − c) + t
+    return jnp.concatenate([affines[:, :, :2] @ rot,
+                            (affines[:, :, :2] @ shift[..., None]) + affines[:, :, 2:]], -1)
+
+
 @functools.partial(jax.jit, static_argnames=("ensemble", "k", "steps", "margin", "balance",
-                                             "direction", "focus"))
+                                             "direction", "focus", "jitter"))
 def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.Array,
            mask: jax.Array, affines: jax.Array, refs: Sequence[jax.Array], k: int, steps: int,
            margin: float, balance: bool, step: jax.Array, weight: jax.Array,
            original: jax.Array | None, region: jax.Array | None, ssim_target: jax.Array,
-           direction: str, focus: float = 0.0) -> tuple[jax.Array, jax.Array]:
+           direction: str, focus: float = 0.0, jitter: float = 0.0,
+           key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """The whole step loop as one ``lax.while_loop``: (best l, d_i/t_i ``(N, M)`` there), best
     = the visited l whose least-fooled member is furthest away (max of min_i min(d_i/t_i,
     margin); the earliest among ties). With a ``region``, each step's change is projected back
-    to region SSIM ≥ ``ssim_target``."""
+    to region SSIM ≥ ``ssim_target``; ``jitter`` > 0: step i sees the chips at
+    :func:`jitter_affines` drawn from ``fold_in(key, i)``."""
     taus = jnp.asarray(ensemble.taus, jnp.float32)
 
-    def member(lo: jax.Array, i: int) -> jax.Array:
+    def member(lo: jax.Array, affine: jax.Array, i: int) -> jax.Array:
         rec = ensemble.members[i]
         hard = lo + jax.lax.stop_gradient(jnp.round(lo) - lo)  # straight-through rounding
-        chip = warp((high + hard) / 255.0, affines[:, i], rec.input_size)
+        chip = warp((high + hard) / 255.0, affine, rec.input_size)
         return embedding_distance(rec.apply(params[i], chip), refs[i]) / rec.threshold
 
-    def evaluate(lo: jax.Array) -> tuple[jax.Array, jax.Array]:
-        pairs = [jax.vjp(lambda x, i=i: member(x, i), lo) for i in range(len(ensemble.members))]
+    def geometry(i: jax.Array) -> list[jax.Array]:
+        if not jitter:
+            return [affines[:, j] for j in range(len(ensemble.members))]
+        keys = jax.random.split(jax.random.fold_in(key, i), len(ensemble.members))
+        return [jitter_affines(affines[:, j], keys[j], rec.input_size, jitter)
+                for j, rec in enumerate(ensemble.members)]
+
+    def evaluate(lo: jax.Array, affs: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
+        pairs = [jax.vjp(lambda x, i=i: member(x, affs[i], i), lo)
+                 for i in range(len(ensemble.members))]
         rel = jnp.stack([r for r, _ in pairs], axis=-1)  # (N, M)
         coef = (rel < margin) * taus  # 0 once past the margin
         if focus > 0:  # the least-fooled member steers most: softmin of d_i/t_i
@@ -282,7 +322,7 @@ def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.
 
     def body(state: tuple) -> tuple:
         i, lo, _, _, best, best_score, best_rel = state
-        rel, grad = evaluate(lo)  # measured at l; the last pass only measures
+        rel, grad = evaluate(lo, geometry(i))  # measured at l; the last pass only measures
         done = jnp.all(rel >= margin, axis=1)
         score = jnp.min(jnp.minimum(rel, margin), axis=1)
         better = score > best_score
@@ -312,8 +352,8 @@ def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np
                 step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE,
                 weight: np.ndarray | None = None, original: np.ndarray | None = None,
                 region: np.ndarray | None = None, ssim_target: float = 0.0,
-                direction: str = DEFAULT_DIRECTION,
-                focus: float = DEFAULT_FOCUS) -> tuple[np.ndarray, np.ndarray]:
+                direction: str = DEFAULT_DIRECTION, focus: float = DEFAULT_FOCUS,
+                jitter: float = DEFAULT_JITTER) -> tuple[np.ndarray, np.ndarray]:
     """Steer working images: ``high`` float ``(N, H, W, 3)`` (the pixels with their k low bits
     cleared on the mask, the pixels themselves elsewhere), start ``low`` (k low bits, 0 off the
     mask), ``mask`` ``(N, H, W, 1)`` 0/1, member chip → working affines ``(N, M, 2, 3)``, clean
@@ -321,7 +361,9 @@ def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np
     ``balance``: each member's gradient is scaled to unit mean magnitude before the sign;
     ``direction``: :func:`step_direction`; ``focus`` > 0: member i's gradient weighted by
     τ_i·softmax(−d/(t·focus))_i, so the least-fooled member steers most (0: by τ_i alone);
-    ``weight`` ``(N, H, W, 1)``: per-pixel step scale (:func:`texture_weight`; None: 1);
+    ``jitter`` > 0: each step sees the chips re-aligned at random (:func:`jitter_affines`, a
+    fixed key: the same inputs give the same pad); ``weight`` ``(N, H, W, 1)``: per-pixel
+    step scale (:func:`texture_weight`; None: 1);
     ``original`` (the uint8-valued images), ``region`` (:func:`region_map`) and ``ssim_target``
     > 0: after every step the change is scaled back until the region's SSIM ≥ the target (the
     budget is spent by the steps, not cut after them). Returns (the best visited l, rounded,
@@ -335,7 +377,8 @@ def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np
                       jnp.float32(step), weight,
                       jnp.asarray(original, jnp.float32) if project else None,
                       jnp.asarray(region, jnp.float32) if project else None,
-                      jnp.float32(ssim_target), direction, float(focus))
+                      jnp.float32(ssim_target), direction, float(focus), float(jitter),
+                      jax.random.key(0))
     return np.asarray(low), np.asarray(rel)
 
 
@@ -343,14 +386,15 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
                ensemble: Ensemble, steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
                step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE,
                weighting: str = DEFAULT_WEIGHTING, ssim_target: float = DEFAULT_SSIM_TARGET,
-               direction: str = DEFAULT_DIRECTION,
-               focus: float = DEFAULT_FOCUS) -> tuple[np.ndarray, list[float]]:
+               direction: str = DEFAULT_DIRECTION, focus: float = DEFAULT_FOCUS,
+               jitter: float = DEFAULT_JITTER) -> tuple[np.ndarray, list[float]]:
     """Protected pixels of one face: uint8 ``image`` with the k low bits of the pixels in
     ``mask`` (bool ``(H, W)``) steered away from the face's identity, starting from ``start``
     (uint8, same shape: the original or the generator's protected image; equal to ``image`` off
     the mask), steps along ``direction`` scaled by ``weighting``, each step's change projected
     back to face-box SSIM ≥ ``ssim_target`` and the result checked exactly by
-    :func:`shrink_to_ssim` (0: no budget). Returns (protected image, d_i/t_i per member at
+    :func:`shrink_to_ssim` (0: no budget), chips re-aligned at random by ``jitter`` (see
+    :func:`steer_batch`). Returns (protected image, d_i/t_i per member at
     the steered pad)."""
     y0, y1, x0, x1 = working_box(image, face, ensemble, mask)
     h, w = y1 - y0, x1 - x0
@@ -372,7 +416,7 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
     region = region_map([inside], (side, side))
     low, rel = steer_batch(high, low, m, affines, refs, k, ensemble, steps, margin, step, balance,
                            weight, crop(image).astype(np.float32), region, ssim_target,
-                           direction, focus)
+                           direction, focus, jitter)
     out = image.copy()
     out[y0:y1, x0:x1] = (high + low)[0, :h, :w].astype(np.uint8)
     if ssim_target and min(rows.stop - rows.start, cols.stop - cols.start) >= SSIM_SIDE:

@@ -119,7 +119,7 @@ def protect_image(image: np.ndarray, faces: Sequence[Face], key: jax.Array, k: i
         protected, _ = steer_face(protected, face, mask, start, k, steering.ensemble(),
                                   steering.steps, steering.margin, steering.step,
                                   steering.balance, steering.weighting, steering.ssim_target,
-                                  steering.direction, steering.focus)
+                                  steering.direction, steering.focus, steering.jitter)
     return protected, image ^ protected
 
 
