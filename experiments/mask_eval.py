@@ -50,6 +50,7 @@ from jaxpriv.masktpl.steer import (
 from jaxpriv.masktpl.xor import check_bits, face_pads, key_payload, protect_image, restore_image
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.recognizers.ensemble import chip_affines
+from jaxpriv.tracking import iou
 
 BUDGET = "step"  # the SSIM budget is projected after every step (older rows: "end", once)
 KEEP = "best"  # the visited pad whose least-fooled member is furthest (older rows: "last")
@@ -99,15 +100,6 @@ def probes_of(config: ml_collections.ConfigDict, name: str, faces_dir: str
                 face = max(faces, key=lambda x: (x.box[2] - x.box[0]) * (x.box[3] - x.box[1]))
                 out.append((ident, ref, photo, face))
     return out
-
-
-def iou(a: tuple, b: tuple) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0.0) * max(h, 0.0)
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / area if area > 0 else 0.0
 
 
 def refound(photo: np.ndarray, clean: Face) -> Face | None:
