@@ -18,12 +18,12 @@ two-people case of the same run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     import jax
 
     import jaxpriv
-    from jaxpriv.faces import detect_faces
+    from jaxpriv.faces import aligned_crop_face, detect_faces
     from jaxpriv.io import load_image
     from jaxpriv.masktpl import keys as K
     from jaxpriv.masktpl.model import load_model
@@ -69,21 +69,14 @@ def main(argv: list[str] | None = None) -> int:
                 "python": platform.python_version(), "jax": jax.__version__,
                 "devices": [str(d) for d in jax.devices()], "bits": args.bits}
     steering = Steering()
-    sys_info["steering"] = {"recognizers": steering.recognizers, "steps": steering.steps,
-                            "margin": steering.margin, "start": steering.start,
-                            "step": steering.step, "weighting": steering.weighting,
-                            "ssim_target": steering.ssim_target,
-                            "direction": steering.direction}
+    sys_info["steering"] = dataclasses.asdict(steering)  # every field, defaults included
     model = load_model()
     photo_path = Path(jaxpriv.__file__).parent / "samples" / "two_people.jpg"
     photo = load_image(photo_path)
     photo_faces = detect_faces(photo)
     if GLINT.is_dir():
-        sys.path.insert(0, str(ROOT))  # run as a script: make ``experiments`` importable
-        from experiments.mask_eval import crop_face
-
         crop = load_image(min(min(d for d in GLINT.iterdir() if d.is_dir()).glob("*.png")))
-        crop_faces = [crop_face(crop)]
+        crop_faces = [aligned_crop_face(crop)]
     else:  # no shared data: a crop of the sample photo
         crop, crop_faces = photo[:112, :112].copy(), []
     kdf = K.KdfParams()

@@ -10,7 +10,10 @@ through ``chips_from_aligned_crops`` (the face found again in the protected crop
 with ``config.attacker = "redetect"`` (the default since 2026-12-01) by YuNet on the protected
 photo (the face overlapping the clean box most; none found counts as not matched), with
 ``"clean"`` (older rows) at the clean face's geometry, an attacker that does not re-align. A
-recognizer in the superposition is attacked white-box; one held out, black-box. Every protected
+recognizer in the superposition is attacked white-box; one held out, black-box. Glint probes are
+steered at :func:`jaxpriv.faces.aligned_crop_face`, the clean geometry those chips are cut at
+(earlier versions steered SFace at ArcFace points re-estimated on the small
+crop: 3–17 grey levels of mean chip difference off the attacker's). Every protected
 probe is restored from the stored pad and checked bit for bit (T_r).
 """
 
@@ -32,7 +35,13 @@ from experiments.results_io import write_results
 from jaxpriv import metrics
 from jaxpriv.data import list_identity_images, split_identities
 from jaxpriv.errors import JaxprivError
-from jaxpriv.faces import Face, chips_from_aligned_crops, detect_faces, extract_chips
+from jaxpriv.faces import (
+    Face,
+    aligned_crop_face,
+    chips_from_aligned_crops,
+    detect_faces,
+    extract_chips,
+)
 from jaxpriv.faces.detect import landmarks_in_box
 from jaxpriv.io import load_image
 from jaxpriv.machine import cpu_model
@@ -41,42 +50,20 @@ from jaxpriv.masktpl.model import load_model
 from jaxpriv.masktpl.steer import (
     Steering,
     face_box_region,
+    refind_face,
     region_map,
     shrink_to_ssim,
-    steer_batch,
+    steer_rounds,
     texture_weight,
     working_arrays,
 )
 from jaxpriv.masktpl.xor import check_bits, face_pads, key_payload, protect_image, restore_image
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.recognizers.ensemble import chip_affines
-from jaxpriv.tracking import iou
 
 BUDGET = "step"  # the SSIM budget is projected after every step (older rows: "end", once)
 KEEP = "best"  # the visited pad whose least-fooled member is furthest (older rows: "last")
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-
-
-def crop_face(crop: np.ndarray, border: float = 0.25, scale: int = 3) -> Face:
-    """Face geometry of a pre-aligned crop in the crop's own coordinates: found exactly as
-    :func:`chips_from_aligned_crops` finds it (zero border, ×``scale``, dlib detector, else the
-    crop square), then mapped back."""
-    import cv2
-
-    h, w = crop.shape[:2]
-    pad = int(round(border * max(h, w)))
-    big = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
-    big = cv2.resize(big, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    faces = detect_faces(big, upsample=0, detector="hog")  # as its recorded results
-    if faces:
-        centre = np.array(big.shape[1::-1]) / 2
-        face = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - centre))
-    else:
-        box = (pad * scale, pad * scale, (pad + w) * scale - 1, (pad + h) * scale - 1)
-        face = Face(box, landmarks_in_box(big, box))
-    return Face(tuple(v / scale - pad for v in face.box), face.landmarks / scale - pad)
-
-
 
 
 def probes_of(config: ml_collections.ConfigDict, name: str, faces_dir: str
@@ -93,7 +80,7 @@ def probes_of(config: ml_collections.ConfigDict, name: str, faces_dir: str
         for f in files[1:1 + config.max_per_identity]:
             photo = load_image(f)
             if name == "glint":
-                out.append((ident, ref, photo, crop_face(photo)))
+                out.append((ident, ref, photo, aligned_crop_face(photo)))
                 continue
             faces = detect_faces(photo, detector="yunet")
             if faces:
@@ -103,10 +90,10 @@ def probes_of(config: ml_collections.ConfigDict, name: str, faces_dir: str
 
 
 def refound(photo: np.ndarray, clean: Face) -> Face | None:
-    """The face YuNet finds in ``photo`` overlapping the ``clean`` box most (IoU > 0.3), else
-    None: what an attacker aligns when it looks at the protected photo."""
-    found = [f for f in detect_faces(photo, detector="yunet") if iou(f.box, clean.box) > 0.3]
-    return max(found, key=lambda f: iou(f.box, clean.box)) if found else None
+    """The face YuNet finds in ``photo`` overlapping the ``clean`` box most
+    (:func:`jaxpriv.masktpl.steer.refind_face`), else None: what an attacker aligns when it
+    looks at the protected photo."""
+    return refind_face(photo, clean, "yunet")
 
 
 def attacker_embeddings(rec, name: str, photos: list[np.ndarray],  # noqa: ANN001
@@ -141,8 +128,10 @@ def reference_embeddings(rec, name: str, refs: list[np.ndarray]) -> np.ndarray: 
 
 
 def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
-                batch: int) -> tuple[list[np.ndarray], float]:
-    """Protected photos of all probes (batched steering on the whole photo), and seconds."""
+                batch: int, name: str = "celeba299") -> tuple[list[np.ndarray], float]:
+    """Protected photos of all probes (batched steering on the whole photo), and seconds. With
+    ``steering.rounds`` > 1 the faces are found again between runs of steps as dataset
+    ``name``'s attacker finds them (glint: :func:`aligned_crop_face`; else :func:`refound`)."""
     ens = steering.ensemble()
     out: list[np.ndarray] = []
     t0 = time.time()
@@ -165,10 +154,20 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
                                             for _, _, p, f in chunk], strict=True)]
         region = region_map([face_box_region(f, p.shape) for _, _, p, f in chunk],
                             photos.shape[1:3])
-        low, _ = steer_batch(high, low, m, aff, refs, k, ens, steering.steps, steering.margin,
-                             steering.step, steering.balance, weight, photos, region,
-                             steering.ssim_target, steering.direction, steering.focus,
-                             steering.jitter)
+        def realign(working: np.ndarray, current: np.ndarray, chunk: list = chunk) -> np.ndarray:
+            out = current.copy()
+            for j, (y, (_, _, _, face)) in enumerate(zip(working, chunk, strict=True)):
+                again = aligned_crop_face(y) if name == "glint" else refound(y, face)
+                if again is not None:
+                    out[j] = chip_affines(y, again, ens, IDENTITY)
+            return out
+
+        low, _ = steer_rounds(high, low, m, aff, refs, k, ens, steering.rounds, realign,
+                              steps=steering.steps, margin=steering.margin, step=steering.step,
+                              balance=steering.balance, weight=weight, original=photos,
+                              region=region, ssim_target=steering.ssim_target,
+                              direction=steering.direction, focus=steering.focus,
+                              jitter=steering.jitter)
         for (_, _, photo, face), steered in zip(chunk[:n], (high + low).astype(np.uint8),
                                                 strict=False):
             if steering.ssim_target:
@@ -198,7 +197,7 @@ def steering_of(config: ml_collections.ConfigDict, superposition: str) -> Steeri
     """The config's steering against ``superposition``."""
     return Steering(superposition, config.steps, config.margin, config.start, config.step,
                     config.balance, config.weighting, config.ssim_target, config.direction,
-                    config.focus, config.jitter)
+                    config.focus, config.jitter, config.rounds)
 
 
 def attacker_of(config: ml_collections.ConfigDict, name: str) -> str:
@@ -241,7 +240,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                                      ("balance", False), ("weighting", "sign"),
                                      ("ssim_target", 0.0), ("budget", "end"),
                                      ("direction", "sign"), ("focus", 0.0),
-                                     ("keep", "last"), ("jitter", 0.0)):
+                                     ("keep", "last"), ("jitter", 0.0), ("rounds", 1)):
                     x.setdefault(key, p.get(key, default))
                 x.setdefault("attacker", "redetect" if x["dataset"] == "glint" else "clean")
         result = {**parts[0], "rows": [x for p in parts for x in p["rows"]],
@@ -271,6 +270,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             "step": config.step, "balance": config.balance, "weighting": config.weighting,
             "ssim_target": config.ssim_target, "budget": BUDGET, "direction": config.direction,
             "focus": config.focus, "keep": KEEP, "jitter": config.jitter,
+            "rounds": config.rounds,
             "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
             "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, "
                        f"load average at end {os.getloadavg()[0]:.1f}",
@@ -296,7 +296,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             clean[rn] = attacker_embeddings(rec, name, photos, faces)
         for k, sup in runs:
             steering = steering_of(config, sup)
-            prot, seconds = protect_set(probes, model, k, steering, config.batch)
+            prot, seconds = protect_set(probes, model, k, steering, config.batch, name)
             pads = [p ^ q for p, q in zip(photos, prot, strict=True)]
             exact = sum(np.array_equal(restore_image(q, d), p)
                         for p, q, d in zip(photos, prot, pads, strict=True))
@@ -323,7 +323,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                     "balance": config.balance, "weighting": config.weighting,
                     "ssim_target": config.ssim_target, "budget": BUDGET,
                     "direction": config.direction, "focus": config.focus, "keep": KEEP,
-                    "jitter": config.jitter, "attacker": attacker_of(config, name),
+                    "jitter": config.jitter, "rounds": config.rounds,
+                    "attacker": attacker_of(config, name),
                     "not_found": int(missed.sum()),
                     "box": "white" if rn in members else "black",
                     **_rates(d_clean, d_prot, d_rest, rec.threshold),
@@ -417,6 +418,7 @@ def steering_label(x: dict, r: dict) -> str:
             + (", scaled" if get("direction", "sign") == "scaled" else "")
             + (f", softmin {get('focus', 0.0):g}" if get("focus", 0.0) else "")
             + (f", jitter {get('jitter', 0.0):g}" if get("jitter", 0.0) else "")
+            + (f", {get('rounds', 1)} rounds" if get("rounds", 1) > 1 else "")
             + (", best" if get("keep", "last") == "best" else "")
             + (", bal" if get("balance", False) else "")
             + (", tex" if get("weighting", "sign") == "texture" else "")
@@ -440,8 +442,10 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         "recognizer's gradient weighted by softmax(−d/(t·f)) as well as τ, so the "
         "least-fooled steers most; \"jitter j\": each step sees every recognizer's chip "
         "re-aligned by a random similarity moving its edge by ≤ j chip pixels per component "
-        "(`steer.jitter_affines`); \"best\": the best visited pad is kept (its least-fooled "
-        "recognizer furthest away), else (older rows) the last step's; \"bal\": each "
+        "(`steer.jitter_affines`); \"r rounds\": after each run of steps the face is found "
+        "again in the protected photo as the attacker finds it and the next run steers at "
+        "that geometry (`steer.steer_rounds`); \"best\": the best visited pad is kept (its "
+        "least-fooled recognizer furthest away), else (older rows) the last step's; \"bal\": each "
         "recognizer's gradient scaled to unit mean magnitude before the sign, so neither "
         "dominates; \"tex\": each pixel's step "
         "scaled by the local contrast SSIM forgives, `jaxpriv.masktpl.steer.texture_weight`; "

@@ -217,7 +217,8 @@ def test_region_map_marks_the_windows_inside_the_rectangle() -> None:
 
 @pytest.mark.parametrize("field", [{"weighting": "l2"}, {"direction": "l2"}, {"ssim_target": 1.0},
                                    {"ssim_target": -0.1}, {"focus": -0.1}, {"focus": "high"},
-                                   {"jitter": -1.0}, {"jitter": 16.0}, {"jitter": "some"}])
+                                   {"jitter": -1.0}, {"jitter": 16.0}, {"jitter": "some"},
+                                   {"rounds": 0}, {"rounds": 1.5}, {"rounds": 17}])
 def test_bad_steering_settings_are_one_line_errors(field: dict) -> None:
     from jaxpriv.errors import JaxprivError
 
@@ -297,3 +298,41 @@ def test_jittered_steering_is_reproducible_and_sees_other_geometries() -> None:
                              ssim_target=0.0, jitter=j)[0] for j in (2.0, 2.0, 0.0)]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
+
+
+def test_rounds_steer_again_where_the_face_is_found_in_the_protected_photo(monkeypatch) -> None:  # noqa: ANN001, E501
+    """rounds = 3: three runs of steps, each from the pad the last one reached; before the second
+    and the third the face is found again in the protected photo by the detector that found it
+    (YuNet), and the run steers at the found face's chips, not at the clean ones."""
+    image, faces = obama()
+    ens = load_ensemble("dlib_resnet")
+    mask = np.zeros(image.shape[:2], bool)
+    x0, y0, x1, y1 = (int(v) for v in faces[0].box)
+    mask[y0:y1, x0:x1] = True
+    runs, found = [], []
+    steer_batch, refind_face = steer.steer_batch, steer.refind_face
+
+    def recording(high, low, m, affines, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        runs.append((np.array(low), np.array(affines)))
+        return steer_batch(high, low, m, affines, *args, **kwargs)
+
+    def spying(photo, face, detector):  # noqa: ANN001, ANN202
+        again = refind_face(photo, face, detector)
+        found.append((photo, again, detector))
+        return again
+
+    monkeypatch.setattr(steer, "steer_batch", recording)
+    monkeypatch.setattr(steer, "refind_face", spying)
+    out, _ = steer.steer_face(image, faces[0], mask, image, 3, ens, steps=2, margin=9.0,
+                              ssim_target=0.0, jitter=0.0, rounds=3)
+    assert len(runs) == 3 and len(found) == 2
+    assert [d for _, _, d in found] == ["yunet", "yunet"]
+    photo, again, _ = found[0]
+    assert again is not None
+    assert np.array_equal(photo[~mask], image[~mask]) and not np.array_equal(photo, image)
+    assert not np.array_equal(runs[1][0], runs[0][0])  # the second run starts at the pad reached
+    wy0, _, wx0, _ = steer.working_box(image, faces[0], ens, mask)
+    shift = np.array([[1.0, 0.0, wx0], [0.0, 1.0, wy0]])
+    np.testing.assert_allclose(runs[1][1][0], chip_affines(photo, again, ens, shift), atol=1e-4)
+    assert np.abs(runs[1][1] - runs[0][1]).max() > 1e-3  # the found geometry is another one
+    assert np.array_equal(out[~mask], image[~mask])

@@ -28,6 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.direction = "scaled"  # or "sign": the gradient over its RMS (clipped at ±3), or its sign
     c.focus = 0.0  # > 0: softmin temperature on d/t, the least-fooled member steers most
     c.jitter = 1.5  # each step sees the chips re-aligned at random (chip px, steer.py; 0: off)
+    c.rounds = 1  # > 1: the face found again between runs of steps, steered there (steer.py)
     c.attacker = "redetect"  # celeba299: the attacker finds the face again ("clean": it does not)
     c.balance = False  # scale each recognizer's gradient to unit mean |g| before the sign
     c.weighting = "texture"  # or "sign": each pixel's step scaled by the local contrast

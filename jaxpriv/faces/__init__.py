@@ -2,6 +2,7 @@
 
 from jaxpriv.faces.align import (
     ALIGNMENTS,
+    aligned_crop_face,
     chip_mask,
     chips_from_aligned_crops,
     extract_chips,
@@ -12,6 +13,7 @@ from jaxpriv.faces.detect import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces
 
 __all__ = [
     "ALIGNMENTS",
+    "aligned_crop_face",
     "DEFAULT_DETECTOR",
     "DETECTORS",
     "Face",

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -75,6 +75,8 @@ DEFAULT_STEP = 2.0
 DEFAULT_BALANCE = False
 DEFAULT_FOCUS = 0.0
 DEFAULT_JITTER = 1.5
+DEFAULT_ROUNDS = 1
+REFIND_IOU = 0.3  # a face found again must overlap the steered one by more than this
 STARTS = ("zero", "generator")
 WEIGHTINGS = ("sign", "texture")
 DEFAULT_WEIGHTING = "texture"
@@ -98,7 +100,9 @@ class Steering:
     to face SSIM ≥ ``ssim_target`` (0: no budget); ``focus`` > 0: softmin temperature on d/t
     weighting the members' gradients (0: by τ alone); ``jitter`` > 0: each step sees every
     member's chip at a random similarity moving its edge by ≤ ``jitter`` chip pixels per
-    component (:func:`jitter_affines`; 0: the clean geometry)."""
+    component (:func:`jitter_affines`; 0: the clean geometry); ``rounds`` > 1: after each run of
+    steps the face is found again in the protected photo and the next run steers at the
+    geometry found (:func:`steer_rounds`)."""
 
     recognizers: str = DEFAULT_RECOGNIZERS
     steps: int = DEFAULT_STEPS
@@ -111,6 +115,7 @@ class Steering:
     direction: str = DEFAULT_DIRECTION
     focus: float = DEFAULT_FOCUS
     jitter: float = DEFAULT_JITTER
+    rounds: int = DEFAULT_ROUNDS
 
     def ensemble(self) -> Ensemble:
         """The loaded (cached) ensemble of :attr:`recognizers`."""
@@ -128,6 +133,9 @@ class Steering:
         if not (isinstance(self.jitter, int | float) and 0.0 <= self.jitter < 16.0):
             raise JaxprivError(f"steering jitter must be chip pixels in [0, 16), "
                                f"got {self.jitter!r}")
+        if not (isinstance(self.rounds, int) and 1 <= self.rounds <= 16):
+            raise JaxprivError(f"steering rounds must be an integer in [1, 16], "
+                               f"got {self.rounds!r}")
         if not 0.0 <= self.ssim_target < 1.0:
             raise JaxprivError(f"ssim_target must be in [0, 1), got {self.ssim_target!r}")
         return load_ensemble(self.recognizers)
@@ -382,20 +390,52 @@ def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np
     return np.asarray(low), np.asarray(rel)
 
 
+def refind_face(photo: np.ndarray, face: Face, detector: str) -> Face | None:
+    """The face ``detector`` finds in ``photo`` overlapping ``face``'s box most (IoU >
+    :data:`REFIND_IOU`), else None: the geometry an attacker aligns on the protected photo."""
+    from jaxpriv.faces import detect_faces
+    from jaxpriv.tracking import iou
+
+    found = [f for f in detect_faces(photo, detector=detector) if iou(f.box, face.box) > REFIND_IOU]
+    return max(found, key=lambda f: iou(f.box, face.box)) if found else None
+
+
+def steer_rounds(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np.ndarray,
+                 refs: Sequence[np.ndarray], k: int, ensemble: Ensemble, rounds: int,
+                 realign: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 **steering: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Steering against the attacker's re-alignment: ``rounds`` runs of :func:`steer_batch`
+    (``steering``: its keywords), each from the pad the last one reached; between runs
+    ``realign`` (uint8 working images ``(N, H, W, 3)``, current affines ``(N, M, 2, 3)`` → the
+    affines of the faces found again in them, the current ones where none is found) moves the
+    geometry to where an attacker would cut its chips of the protected face. Returns the last
+    run's (l, d_i/t_i)."""
+    if rounds < 1:
+        raise JaxprivError(f"steering rounds must be ≥ 1, got {rounds!r}")
+    for r in range(rounds):
+        low, rel = steer_batch(high, low, mask, affines, refs, k, ensemble, **steering)
+        if r + 1 < rounds:
+            affines = realign((high + low).astype(np.uint8), affines)
+    return low, rel
+
+
 def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarray, k: int,
                ensemble: Ensemble, steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
                step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE,
                weighting: str = DEFAULT_WEIGHTING, ssim_target: float = DEFAULT_SSIM_TARGET,
                direction: str = DEFAULT_DIRECTION, focus: float = DEFAULT_FOCUS,
-               jitter: float = DEFAULT_JITTER) -> tuple[np.ndarray, list[float]]:
+               jitter: float = DEFAULT_JITTER, rounds: int = DEFAULT_ROUNDS,
+               detector: str | None = None) -> tuple[np.ndarray, list[float]]:
     """Protected pixels of one face: uint8 ``image`` with the k low bits of the pixels in
     ``mask`` (bool ``(H, W)``) steered away from the face's identity, starting from ``start``
     (uint8, same shape: the original or the generator's protected image; equal to ``image`` off
     the mask), steps along ``direction`` scaled by ``weighting``, each step's change projected
     back to face-box SSIM ≥ ``ssim_target`` and the result checked exactly by
     :func:`shrink_to_ssim` (0: no budget), chips re-aligned at random by ``jitter`` (see
-    :func:`steer_batch`). Returns (protected image, d_i/t_i per member at
-    the steered pad)."""
+    :func:`steer_batch`); ``rounds`` > 1: between runs of steps the face is found again in
+    the protected photo by ``detector`` (None: the one that found it, YuNet if it carries ArcFace
+    points, else HOG) and steered at that geometry (:func:`steer_rounds`). Returns (protected
+    image, d_i/t_i per member at the steered pad)."""
     y0, y1, x0, x1 = working_box(image, face, ensemble, mask)
     h, w = y1 - y0, x1 - x0
     side = bucket(max(h, w))
@@ -414,11 +454,25 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
     inside = (slice(max(rows.start, y0) - y0, min(rows.stop, y1) - y0),
               slice(max(cols.start, x0) - x0, min(cols.stop, x1) - x0))
     region = region_map([inside], (side, side))
-    low, rel = steer_batch(high, low, m, affines, refs, k, ensemble, steps, margin, step, balance,
-                           weight, crop(image).astype(np.float32), region, ssim_target,
-                           direction, focus, jitter)
-    out = image.copy()
-    out[y0:y1, x0:x1] = (high + low)[0, :h, :w].astype(np.uint8)
+    if detector is None:
+        detector = "yunet" if face.arcface_landmarks is not None else "hog"
+
+    def pasted(working: np.ndarray) -> np.ndarray:
+        out = image.copy()
+        out[y0:y1, x0:x1] = working[0, :h, :w]
+        return out
+
+    def realign(working: np.ndarray, current: np.ndarray) -> np.ndarray:
+        photo = pasted(working)
+        again = refind_face(photo, face, detector)
+        return current if again is None else chip_affines(photo, again, ensemble, shift)[None]
+
+    low, rel = steer_rounds(high, low, m, affines, refs, k, ensemble, rounds, realign,
+                            steps=steps, margin=margin, step=step, balance=balance,
+                            weight=weight, original=crop(image).astype(np.float32),
+                            region=region, ssim_target=ssim_target, direction=direction,
+                            focus=focus, jitter=jitter)
+    out = pasted((high + low).astype(np.uint8))
     if ssim_target and min(rows.stop - rows.start, cols.stop - cols.start) >= SSIM_SIDE:
         out, _ = shrink_to_ssim(image, out, (rows, cols), ssim_target)
     return out, [float(v) for v in rel[0]]

@@ -119,7 +119,8 @@ def protect_image(image: np.ndarray, faces: Sequence[Face], key: jax.Array, k: i
         protected, _ = steer_face(protected, face, mask, start, k, steering.ensemble(),
                                   steering.steps, steering.margin, steering.step,
                                   steering.balance, steering.weighting, steering.ssim_target,
-                                  steering.direction, steering.focus, steering.jitter)
+                                  steering.direction, steering.focus, steering.jitter,
+                                  steering.rounds)
     return protected, image ^ protected
 
 
