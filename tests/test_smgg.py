@@ -112,9 +112,10 @@ def test_losses_finite_and_gradients_separate() -> None:
     mixed = jax.jit(jax.grad(lambda q: sum(losses(q["generator"], q["discriminator"]))))(p)
     leaves = jax.tree_util.tree_leaves
     for part, want in (("generator", want_g), ("discriminator", want_d)):
-        # XLA's CPU reductions differ between these differently compiled functions (≈ 1e-6 of
-        # the tree's largest gradient seen); the unseparated gradient differs by ≥ 3e-3 of it.
-        atol = 1e-4 * max(float(np.abs(b).max()) for b in leaves(want))
+        # XLA's CPU reductions differ between these differently compiled functions (up to
+        # 1.3e-4 of the tree's largest gradient seen, in CI on an AMD EPYC); the unseparated
+        # gradient differs by ≥ 3e-3 of it.
+        atol = 1e-3 * max(float(np.abs(b).max()) for b in leaves(want))
         for a, b in zip(leaves(grads[part]), leaves(want), strict=True):
             np.testing.assert_allclose(a, b, rtol=0, atol=atol)
         assert any(np.abs(np.asarray(m) - np.asarray(b)).max() > 10 * atol
