@@ -113,12 +113,12 @@ def test_losses_finite_and_gradients_separate() -> None:
     leaves = jax.tree_util.tree_leaves
     for part, want in (("generator", want_g), ("discriminator", want_d)):
         # XLA's CPU reductions differ between these differently compiled functions (up to
-        # 1.3e-4 of the tree's largest gradient seen, in CI on an AMD EPYC); the unseparated
-        # gradient differs by ≥ 3e-3 of it.
-        atol = 1e-3 * max(float(np.abs(b).max()) for b in leaves(want))
+        # 1.3e-4 of the tree's largest gradient seen, in CI on an AMD EPYC; often < 1e-6); the
+        # unseparated gradient differs by 3.7e-3 of it (generator) and 7.5 (discriminator).
+        atol = 4e-4 * max(float(np.abs(b).max()) for b in leaves(want))
         for a, b in zip(leaves(grads[part]), leaves(want), strict=True):
             np.testing.assert_allclose(a, b, rtol=0, atol=atol)
-        assert any(np.abs(np.asarray(m) - np.asarray(b)).max() > 10 * atol
+        assert any(np.abs(np.asarray(m) - np.asarray(b)).max() > 5 * atol
                    for m, b in zip(leaves(mixed[part]), leaves(want), strict=True)), part
 
 
