@@ -188,7 +188,8 @@ def _rates(d_clean: np.ndarray, d_prot: np.ndarray, d_rest: np.ndarray, t: float
     f_c = metrics.protection_success_rate(d_prot, t)
     t_r = metrics.true_accept_rate(d_rest, t)
     accepted = d_clean < t
-    return {"T_o": t_o, "F_c": f_c, "T_r": t_r, "r_s": f_c / (1 + t_o - f_c),
+    rest = 1 + t_o - f_c  # 0 only when no clean probe matched and every protected one missed
+    return {"T_o": t_o, "F_c": f_c, "T_r": t_r, "r_s": f_c / rest if rest else float("inf"),
             "F_c_given_accepted": float(np.mean(d_prot[accepted] >= t)) if accepted.any()
             else float("nan")}
 
