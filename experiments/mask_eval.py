@@ -155,12 +155,12 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
         region = region_map([face_box_region(f, p.shape) for _, _, p, f in chunk],
                             photos.shape[1:3])
         def realign(working: np.ndarray, current: np.ndarray, chunk: list = chunk) -> np.ndarray:
-            out = current.copy()
+            moved = current.copy()
             for j, (y, (_, _, _, face)) in enumerate(zip(working, chunk, strict=True)):
                 again = aligned_crop_face(y) if name == "glint" else refound(y, face)
                 if again is not None:
-                    out[j] = chip_affines(y, again, ens, IDENTITY)
-            return out
+                    moved[j] = chip_affines(y, again, ens, IDENTITY)
+            return moved
 
         low, _ = steer_rounds(high, low, m, aff, refs, k, ens, steering.rounds, realign,
                               steps=steering.steps, margin=steering.margin, step=steering.step,
