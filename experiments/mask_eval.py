@@ -46,17 +46,9 @@ from jaxpriv.faces.detect import landmarks_in_box
 from jaxpriv.io import load_image
 from jaxpriv.machine import cpu_model
 from jaxpriv.masktpl import keys as K
+from jaxpriv.masktpl.budget import face_box_region, region_map, shrink_to_ssim, texture_weight
 from jaxpriv.masktpl.model import load_model
-from jaxpriv.masktpl.steer import (
-    Steering,
-    face_box_region,
-    refind_face,
-    region_map,
-    shrink_to_ssim,
-    steer_rounds,
-    texture_weight,
-    working_arrays,
-)
+from jaxpriv.masktpl.steer import Steering, refind_face, steer_rounds, working_arrays
 from jaxpriv.masktpl.xor import check_bits, face_pads, key_payload, protect_image, restore_image
 from jaxpriv.recognizers import load_recognizer
 from jaxpriv.recognizers.ensemble import chip_affines
@@ -449,7 +441,7 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         "least-fooled recognizer furthest away), else (older rows) the last step's; \"bal\": each "
         "recognizer's gradient scaled to unit mean magnitude before the sign, so neither "
         "dominates; \"tex\": each pixel's step "
-        "scaled by the local contrast SSIM forgives, `jaxpriv.masktpl.steer.texture_weight`; "
+        "scaled by the local contrast SSIM forgives, `jaxpriv.masktpl.budget.texture_weight`; "
         "\"SSIM ≥ s each step\": each step's change projected back (scaled) until the face "
         "box's SSIM ≥ s, in the jitted loop, and the final image checked by `shrink_to_ssim`; "
         "\"SSIM ≥ s\" alone (older rows): the change scaled down once, after the steps).",

@@ -13,7 +13,7 @@ import pytest
 from jaxpriv.cli import main
 from jaxpriv.faces import detect_faces, extract_chips
 from jaxpriv.io import load_image
-from jaxpriv.masktpl import steer, xor
+from jaxpriv.masktpl import budget, steer, xor
 from jaxpriv.recognizers.ensemble import chip_affines, load_ensemble, warp
 
 from .conftest import SAMPLES
@@ -119,11 +119,11 @@ def test_texture_weight_steps_more_where_ssim_forgives() -> None:
     image = np.full((1, 64, 64, 3), 128, np.uint8)
     image[0, :, 32:] = rng.integers(60, 200, (64, 32, 3))  # right half textured, left flat
     mask = np.ones((1, 64, 64), bool)
-    w = steer.texture_weight(image, mask)
+    w = budget.texture_weight(image, mask)
     assert w.shape == (1, 64, 64, 1)
     assert w[0, 8:56, 40:56].mean() > 4 * w[0, 8:56, 8:24].mean()
-    assert 0.0 <= w.min() and w.max() <= steer.TEXTURE_CLIP
-    flat = steer.texture_weight(np.full((1, 32, 32, 3), 90, np.uint8), np.ones((1, 32, 32), bool))
+    assert 0.0 <= w.min() and w.max() <= budget.TEXTURE_CLIP
+    flat = budget.texture_weight(np.full((1, 32, 32, 3), 90, np.uint8), np.ones((1, 32, 32), bool))
     np.testing.assert_allclose(flat, 1.0, rtol=1e-5)
 
 
@@ -139,13 +139,13 @@ def test_shrink_to_ssim_meets_the_budget_between_original_and_change() -> None:
     changed = np.clip(original.astype(int) + delta, 0, 255).astype(np.uint8)
     region = (slice(10, 70), slice(5, 75))
     assert ssim(changed[region], original[region]) < 0.97
-    out, alpha = steer.shrink_to_ssim(original, changed, region, 0.97)
+    out, alpha = budget.shrink_to_ssim(original, changed, region, 0.97)
     assert 0.0 < alpha < 1.0
     assert ssim(out[region], original[region]) >= 0.97
     d_out = out.astype(int) - original
     d_chg = changed.astype(int) - original
     assert np.all(np.abs(d_out) <= np.abs(d_chg)) and np.all(d_out * d_chg >= 0)
-    kept, alpha = steer.shrink_to_ssim(original, changed, region, 0.2)
+    kept, alpha = budget.shrink_to_ssim(original, changed, region, 0.2)
     assert alpha == 1.0 and np.array_equal(kept, changed)
 
 
@@ -159,7 +159,7 @@ def test_steered_face_meets_the_ssim_target_and_restores() -> None:
     _, mask = xor.face_pads(tiny_model(), image, faces, jax.random.key(0), k)[0]
     steered, _ = steer.steer_face(image, faces[0], mask, image, k, load_ensemble("dlib_resnet"),
                                   steps=6, margin=9.0, step=2.0, ssim_target=0.985)
-    region = steer.face_box_region(faces[0], image.shape)
+    region = budget.face_box_region(faces[0], image.shape)
     assert np.any(steered != image)
     assert ssim(steered[region], image[region]) >= 0.985
     np.testing.assert_array_equal(xor.high_bits(steered, k), xor.high_bits(image, k))
@@ -178,7 +178,7 @@ def test_steps_spend_the_ssim_budget_inside_the_loop(monkeypatch: pytest.MonkeyP
     k, target = 4, 0.985
     _, mask = xor.face_pads(tiny_model(), image, faces, jax.random.key(0), k)[0]
     ens = load_ensemble("dlib_resnet")
-    region = steer.face_box_region(faces[0], image.shape)
+    region = budget.face_box_region(faces[0], image.shape)
     monkeypatch.setattr(steer, "shrink_to_ssim", lambda o, c, r, t: (c, 1.0))
     free, _ = steer.steer_face(image, faces[0], mask, image, k, ens, steps=6, margin=9.0,
                                step=3.0, ssim_target=0.0, direction="sign", jitter=0.0)
@@ -207,7 +207,7 @@ def test_scaled_step_direction_follows_the_gradient_within_its_clip() -> None:
 
 
 def test_region_map_marks_the_windows_inside_the_rectangle() -> None:
-    m = steer.region_map([(slice(3, 40), slice(10, 25)), (slice(0, 8), slice(0, 50))], (50, 60))
+    m = budget.region_map([(slice(3, 40), slice(10, 25)), (slice(0, 8), slice(0, 50))], (50, 60))
     assert m.shape == (2, 40, 50, 1)
     assert m[0].sum() == (40 - 3 - 10) * (25 - 10 - 10) and m[0, 3, 10, 0] == 1
     assert m[0, 29, 14, 0] == 1 and m[0, 2, 10, 0] == 0 and m[0, 30, 10, 0] == 0
