@@ -4,7 +4,7 @@ Validation identities only (:mod:`jaxpriv.data.splits`). Per identity the first 
 names) is the reference, the next ``probes_per_identity`` are probes. Faces: YuNet (celeba299
 photos are 256×256 loose crops; glint's 112×112 ArcFace crops become photos by
 :func:`jaxpriv.faces.align.photo_from_aligned_crop` with YuNet), the geometry pinned
-(:func:`jaxpriv.recognizers.ensemble.pin_face`) so every chip of the protected photo is cut where
+(:func:`jaxpriv.faces.pin_face`) so every chip of the protected photo is cut where
 the clean one was. Each probe is cloaked by every variant at the same preset (the budget holds on
 the dlib150 and ArcFace-112 chips alike) and measured by every recognizer at its own threshold
 against the identity's clean reference. Protection success = share of the probes matched when
@@ -26,14 +26,14 @@ from experiments.results_io import write_results
 from jaxpriv.baselines import BUDGET_VIEWS, dssim
 from jaxpriv.data.splits import identity_split
 from jaxpriv.eval.protocol import list_identities
-from jaxpriv.faces import detect_faces, extract_chips, largest_face
+from jaxpriv.faces import detect_faces, extract_chips, largest_face, pin_face
 from jaxpriv.faces.align import photo_from_aligned_crop
 from jaxpriv.io import load_image
 from jaxpriv.machine import machine_description
 from jaxpriv.methods import get_method
 from jaxpriv.protect import image_key
 from jaxpriv.recognizers import load_recognizer
-from jaxpriv.recognizers.ensemble import parse_spec, pin_face
+from jaxpriv.recognizers.ensemble import parse_spec
 
 
 def face_photo(path: Path) -> tuple[np.ndarray, Any] | None:

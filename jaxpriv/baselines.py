@@ -351,11 +351,11 @@ def cloak(preset: str = "mid", steps: int = 10, recognizer: str = "dlib_resnet")
         raise JaxprivError(f"unknown cloak preset {preset!r}; choose from {list(CLOAK_PRESETS)}")
     if steps < 1:
         raise JaxprivError(f"steps must be >= 1, got {steps}")
+    from jaxpriv.faces import pin_face
     from jaxpriv.recognizers.ensemble import (
         chip_affines,
         clean_embeddings,
         combine,
-        pin_face,
         working_chip,
     )
 

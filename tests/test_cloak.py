@@ -51,7 +51,7 @@ def test_cloak_ensemble_keeps_the_budget_on_both_chips() -> None:
     """--recognizer dlib_resnet,sface: each member's own chip moves, and the budget holds on the
     dlib150 and the ArcFace-112 chip cut at the CLEAN geometry (the old cloak re-cut its chip at
     dlib geometry whatever the recognizer, and had no --recognizer)."""
-    from jaxpriv.recognizers.ensemble import pin_face
+    from jaxpriv.faces import pin_face
 
     image = load_image(SAMPLES / "obama.jpg")
     face = require_one_face(image, "obama.jpg")  # HOG: no ArcFace points of its own

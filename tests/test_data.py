@@ -108,6 +108,34 @@ def test_second_build_reuses_prepared_data(faces_dir: Path, tmp_path: Path) -> N
         build_identity_faces(tmp_path, data_dir)
 
 
+def test_a_build_waits_while_another_process_builds(faces_dir: Path, tmp_path: Path) -> None:
+    """Workers started together (one per core) used to race on tfds's ``incomplete.*`` rename
+    and die: while the build lock of the directory is held elsewhere, a build waits and writes
+    nothing; once it is released the build completes and reads back."""
+    import threading
+    import time
+    import warnings
+
+    from jaxpriv.data.build_lock import exclusive_build
+
+    data_dir = tmp_path / "tfds"
+    built: list = []
+
+    def build() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            built.append(build_identity_faces(faces_dir, data_dir))
+
+    with exclusive_build(data_dir):
+        worker = threading.Thread(target=build)
+        worker.start()
+        time.sleep(1.0)
+        assert worker.is_alive() and not built
+        assert not (data_dir / "identity_faces").exists()
+    worker.join(timeout=120)
+    assert not worker.is_alive() and len(built[0].as_data_source("train")) == 9
+
+
 def test_fixed_image_size(faces_dir: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "tfds"
     builder = _build(faces_dir, data_dir, image_size=16)

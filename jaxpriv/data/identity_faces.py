@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from jaxpriv.data.build_lock import exclusive_build
 from jaxpriv.errors import JaxprivError
 from jaxpriv.io import IMAGE_EXTENSIONS, load_image
 
@@ -211,23 +212,26 @@ def build_identity_faces(
     data_dir: str | os.PathLike[str],
     image_size: int | None = None,
 ) -> IdentityFaces:
-    """Prepare `identity_faces` from `manual_dir` into `data_dir` (reused if already there)."""
-    builder = IdentityFaces(data_dir=os.fspath(data_dir), config=identity_faces_config(image_size))
-    if builder.is_prepared():
-        source = builder.info.metadata.get("source_dir")
-        if source is not None and source != str(Path(manual_dir).resolve()):
-            warnings.warn(
-                f"identity_faces in {builder.data_dir} was built from {source}, "
-                f"not {manual_dir}; reusing it (use another data_dir to rebuild)",
-                stacklevel=2,
-            )
+    """Prepare `identity_faces` from `manual_dir` into `data_dir` (reused if already there;
+    processes building the same `data_dir` together build it once: :func:`exclusive_build`)."""
+    with exclusive_build(data_dir):
+        builder = IdentityFaces(data_dir=os.fspath(data_dir),
+                                config=identity_faces_config(image_size))
+        if builder.is_prepared():
+            source = builder.info.metadata.get("source_dir")
+            if source is not None and source != str(Path(manual_dir).resolve()):
+                warnings.warn(
+                    f"identity_faces in {builder.data_dir} was built from {source}, "
+                    f"not {manual_dir}; reusing it (use another data_dir to rebuild)",
+                    stacklevel=2,
+                )
+            return builder
+        if not Path(manual_dir).is_dir():
+            raise JaxprivError(f"identity folder not found: {manual_dir}")
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir))
+        )
         return builder
-    if not Path(manual_dir).is_dir():
-        raise JaxprivError(f"identity folder not found: {manual_dir}")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir))
-    )
-    return builder
 
 
 def load_identity_faces(

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxpriv.data.build_lock import exclusive_build
 from jaxpriv.data.map_shards import read_manifest, read_shard, shard_paths
 from jaxpriv.errors import JaxprivError
 
@@ -145,13 +146,15 @@ def build_sensitivity_maps(
     image_size: int = 64,
     embedding_dim: int = 128,
 ) -> SensitivityMaps:
-    """Prepare `sensitivity_maps` from `shards_dir` into `data_dir` (reused if already there)."""
+    """Prepare `sensitivity_maps` from `shards_dir` into `data_dir` (reused if already there;
+    built once when processes ask together: :func:`exclusive_build`)."""
     config = sensitivity_maps_config(image_size, embedding_dim)
-    builder = SensitivityMaps(data_dir=os.fspath(data_dir), config=config)
-    if not builder.is_prepared():
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(shards_dir))
-        )
+    with exclusive_build(data_dir):
+        builder = SensitivityMaps(data_dir=os.fspath(data_dir), config=config)
+        if not builder.is_prepared():
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(shards_dir))
+            )
     return builder
 
 

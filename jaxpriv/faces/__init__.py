@@ -9,7 +9,14 @@ from jaxpriv.faces.align import (
     paste_chip,
     require_one_face,
 )
-from jaxpriv.faces.detect import DEFAULT_DETECTOR, DETECTORS, Face, detect_faces, largest_face
+from jaxpriv.faces.detect import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    Face,
+    detect_faces,
+    largest_face,
+    pin_face,
+)
 
 __all__ = [
     "ALIGNMENTS",
@@ -23,5 +30,6 @@ __all__ = [
     "extract_chips",
     "largest_face",
     "paste_chip",
+    "pin_face",
     "require_one_face",
 ]

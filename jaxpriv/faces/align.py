@@ -14,7 +14,6 @@ pixel (x, y, 1) to image coordinates:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Protocol
 
@@ -31,6 +30,7 @@ from jaxpriv.faces.detect import (
     detect_faces,
     landmarks_in_box,
     largest_face,
+    pin_face,
 )
 
 CHIP_SIZE = 150
@@ -254,9 +254,7 @@ def aligned_crop_face(crop: np.ndarray, border: float = 0.25, scale: int = 3,
     them, not re-estimated on the small crop), mapped back by photo pixel X → (X + ½)/scale − ½ −
     pad. Edits steered at this geometry are steered at the one an attacker's chips are cut at."""
     big, face = photo_from_aligned_crop(crop, border, scale, detector)
-    if face.arcface_landmarks is None:
-        face = dataclasses.replace(face, arcface_landmarks=arcface_landmarks_in_box(big,
-                                                                                    face.box))
+    face = pin_face(big, face)
     pad = int(round(border * max(np.asarray(crop).shape[:2])))
 
     def back(points: np.ndarray) -> np.ndarray:

@@ -110,6 +110,16 @@ def arcface_landmarks_in_box(image: np.ndarray,
     return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
 
 
+def pin_face(image: np.ndarray, face: Face) -> Face:
+    """``face`` with its ArcFace points fixed on ``image``: a HOG face carries none, and
+    :func:`jaxpriv.faces.extract_chips` would re-estimate them from dlib's 68 landmarks of
+    whatever image it is given — an edited photo would then be cut at a moved geometry. Use the
+    pinned face for every chip of an edited photo."""
+    if face.arcface_landmarks is not None:
+        return face
+    return dataclasses.replace(face, arcface_landmarks=arcface_landmarks_in_box(image, face.box))
+
+
 def _detect_hog(image: np.ndarray, upsample: int) -> list[Face]:
     rects, scores, _ = _hog().run(image, upsample, 0.0)
     return [

@@ -185,18 +185,6 @@ def working_chip(image: np.ndarray, face: Any,
     return grown_dlib_chip(image, face, margin)
 
 
-def pin_face(image: np.ndarray, face: Any) -> Any:
-    """``face`` with its ArcFace points fixed: a HOG face carries none, and
-    :func:`jaxpriv.faces.extract_chips` would re-estimate them from dlib's 68 landmarks of
-    whatever image it is given — an edited photo would then be cut at a moved geometry. Use the
-    pinned face for every chip of an edited photo."""
-    from jaxpriv.faces.detect import arcface_landmarks_in_box
-
-    if face.arcface_landmarks is not None:
-        return face
-    return dataclasses.replace(face, arcface_landmarks=arcface_landmarks_in_box(image, face.box))
-
-
 def clean_embeddings(ensemble: Ensemble, image: np.ndarray, face: Any) -> list[np.ndarray]:
     """Each member's embedding ``(D_i,)`` of its own chip cut from the photo by
     :func:`jaxpriv.faces.extract_chips` (the view every recognizer has of the unedited face)."""

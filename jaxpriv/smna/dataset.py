@@ -204,8 +204,9 @@ def _ensemble_views(images: Sequence[np.ndarray], faces: Sequence[Face | None], 
     """For an ensemble: SMNA images (the dlib150 chip, area-downsampled, as for dlib alone), each
     member's affine into them ``(N, M, 2, 3)`` and each member's embedding of the photo's own
     chip (per image, per member). A face None is a pre-aligned crop."""
+    from jaxpriv.faces import pin_face
     from jaxpriv.faces.align import photo_from_aligned_crop
-    from jaxpriv.recognizers.ensemble import chip_affines, clean_embeddings, pin_face
+    from jaxpriv.recognizers.ensemble import chip_affines, clean_embeddings
     from jaxpriv.smna.sensitivity import smna_transform
 
     out, affines, embeddings = [], [], []
