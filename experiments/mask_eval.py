@@ -19,6 +19,7 @@ probe is restored from the stored pad and checked bit for bit (T_r).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -159,7 +160,7 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
                               balance=steering.balance, weight=weight, original=photos,
                               region=region, ssim_target=steering.ssim_target,
                               direction=steering.direction, focus=steering.focus,
-                              jitter=steering.jitter)
+                              jitter=steering.jitter, tangent=steering.tangent)
         for (_, _, photo, face), steered in zip(chunk[:n], (high + low).astype(np.uint8),
                                                 strict=False):
             if steering.ssim_target:
@@ -190,7 +191,7 @@ def steering_of(config: ml_collections.ConfigDict, superposition: str) -> Steeri
     """The config's steering against ``superposition``."""
     return Steering(superposition, config.steps, config.margin, config.start, config.step,
                     config.balance, config.weighting, config.ssim_target, config.direction,
-                    config.focus, config.jitter, config.rounds)
+                    config.focus, config.jitter, config.rounds, config.tangent)
 
 
 def attacker_of(config: ml_collections.ConfigDict, name: str) -> str:
@@ -233,7 +234,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                                      ("balance", False), ("weighting", "sign"),
                                      ("ssim_target", 0.0), ("budget", "end"),
                                      ("direction", "sign"), ("focus", 0.0),
-                                     ("keep", "last"), ("jitter", 0.0), ("rounds", 1)):
+                                     ("keep", "last"), ("jitter", 0.0), ("rounds", 1),
+                                     ("tangent", False)):
                     x.setdefault(key, p.get(key, default))
                 x.setdefault("attacker", "redetect" if x["dataset"] == "glint" else "clean")
         result = {**parts[0], "rows": [x for p in parts for x in p["rows"]],
@@ -250,6 +252,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         raise JaxprivError("config.datasets is empty: give (name, faces folder) pairs")
     start = time.time()
     model = load_model(config.model_dir or None)
+    if config.template_fraction:  # the share of chip pixels the keyed template keeps
+        model = dataclasses.replace(model, settings=dataclasses.replace(
+            model.settings, fraction=float(config.template_fraction)))
     if config.figure:
         figure(config.figure, model, config.figure_bits,
                steering_of(config, runs[0][1]))
@@ -263,7 +268,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             "step": config.step, "balance": config.balance, "weighting": config.weighting,
             "ssim_target": config.ssim_target, "budget": BUDGET, "direction": config.direction,
             "focus": config.focus, "keep": KEEP, "jitter": config.jitter,
-            "rounds": config.rounds,
+            "rounds": config.rounds, "tangent": config.tangent,
             "command": " ".join(["python -m experiments.main", *sys.argv[1:]]),
             "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, "
                        f"load average at end {os.getloadavg()[0]:.1f}",
@@ -317,6 +322,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
                     "ssim_target": config.ssim_target, "budget": BUDGET,
                     "direction": config.direction, "focus": config.focus, "keep": KEEP,
                     "jitter": config.jitter, "rounds": config.rounds,
+                    "tangent": config.tangent, "template_fraction": model.settings.fraction,
                     "attacker": attacker_of(config, name),
                     "not_found": int(missed.sum()),
                     "box": "white" if rn in members else "black",
@@ -415,6 +421,9 @@ def steering_label(x: dict, r: dict) -> str:
             + (", best" if get("keep", "last") == "best" else "")
             + (", bal" if get("balance", False) else "")
             + (", tex" if get("weighting", "sign") == "texture" else "")
+            + (", tangent" if get("tangent", False) else "")
+            + (f", M {get('template_fraction', 0.4):g}" if get("template_fraction", 0.4) != 0.4
+               else "")
             + (f", SSIM ≥ {get('ssim_target', 0.0):g}" if get("ssim_target", 0.0) else "")
             + (" each step" if get("ssim_target", 0.0) and get("budget", "end") == "step"
                else ""))
@@ -442,6 +451,9 @@ def markdown(r: dict, config: ml_collections.ConfigDict) -> str:
         "recognizer's gradient scaled to unit mean magnitude before the sign, so neither "
         "dominates; \"tex\": each pixel's step "
         "scaled by the local contrast SSIM forgives, `jaxpriv.masktpl.budget.texture_weight`; "
+        "\"M f\": the keyed template keeps a share f of the dlib chip's pixels (else the "
+        "model's 0.4); \"tangent\": once the face box's SSIM is within 0.002 of the target, "
+        "each step first loses its component along −∇SSIM (`budget.tangent_to_ssim`); "
         "\"SSIM ≥ s each step\": each step's change projected back (scaled) until the face "
         "box's SSIM ≥ s, in the jitted loop, and the final image checked by `shrink_to_ssim`; "
         "\"SSIM ≥ s\" alone (older rows): the change scaled down once, after the steps).",

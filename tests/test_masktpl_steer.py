@@ -189,6 +189,45 @@ def test_steps_spend_the_ssim_budget_inside_the_loop(monkeypatch: pytest.MonkeyP
     np.testing.assert_array_equal(xor.high_bits(held, k), xor.high_bits(image, k))
 
 
+def test_tangent_step_keeps_ssim_to_first_order_at_the_budget() -> None:
+    """At the budget (SSIM below target + slack) a step that lowers the region's SSIM loses its
+    component along −∇SSIM: the same small step then costs < 1/10 of the SSIM the raw step costs
+    and stays mostly the raw step (it is not zeroed); off the mask nothing moves; an image with
+    SSIM to spare, or a step that raises SSIM, keeps its step."""
+    from jaxpriv.metrics import region_ssim_jax
+
+    rng = np.random.default_rng(3)
+    original = rng.integers(40, 216, (2, 48, 48, 3)).astype(np.float32)
+    original = np.repeat(np.repeat(original[:, ::4, ::4], 4, 1), 4, 2)  # smooth-ish
+    high = original - original % 16
+    low = (original % 16 + rng.integers(-3, 4, original.shape)).clip(0, 15).astype(np.float32)
+    mask = np.ones((2, 48, 48, 1), np.float32)
+    mask[:, :, :6] = 0
+    region = budget.region_map([(slice(4, 44), slice(4, 44))] * 2, (48, 48))
+    away = low - original % 16  # the change so far: more of it lowers SSIM
+    delta = 0.02 * (away + 3 * rng.normal(size=original.shape)).astype(np.float32) * mask
+
+    def ssim_at(lo: np.ndarray) -> np.ndarray:
+        return np.asarray(region_ssim_jax(jax.numpy.asarray(high + lo), original, region))
+
+    s0 = ssim_at(low)
+    raw_cost = s0 - ssim_at(low + delta)
+    targets = (float(s0[0]), float(s0[1]) - 0.05)  # image 0 at its budget, image 1 with room
+    out = np.stack([np.asarray(budget.tangent_to_ssim(
+        original[i:i + 1], high[i:i + 1], low[i:i + 1], delta[i:i + 1], mask[i:i + 1],
+        region[i:i + 1], np.float32(t)))[0] for i, t in enumerate(targets)])
+    assert raw_cost[0] > 0
+    assert s0[0] - ssim_at(low + out)[0] < raw_cost[0] / 10
+    cos = np.sum(out[0] * delta[0]) / (np.linalg.norm(out[0]) * np.linalg.norm(delta[0]))
+    assert cos > 0.5
+    assert not np.any(out[:, :, :6])
+    np.testing.assert_array_equal(out[1], delta[1])
+    back = -0.05 * away[:1] * mask[:1]  # towards the original: SSIM rises
+    kept = budget.tangent_to_ssim(original[:1], high[:1], low[:1], back, mask[:1], region[:1],
+                                  np.float32(targets[0]))
+    np.testing.assert_array_equal(np.asarray(kept), back)
+
+
 def test_scaled_step_direction_follows_the_gradient_within_its_clip() -> None:
     """"scaled": the gradient over its RMS on the template (pixels off it do not count), clipped
     at ±SCALED_CLIP, same sign as the gradient; "sign": the sign."""
@@ -218,7 +257,8 @@ def test_region_map_marks_the_windows_inside_the_rectangle() -> None:
 @pytest.mark.parametrize("field", [{"weighting": "l2"}, {"direction": "l2"}, {"ssim_target": 1.0},
                                    {"ssim_target": -0.1}, {"focus": -0.1}, {"focus": "high"},
                                    {"jitter": -1.0}, {"jitter": 16.0}, {"jitter": "some"},
-                                   {"rounds": 0}, {"rounds": 1.5}, {"rounds": 17}])
+                                   {"rounds": 0}, {"rounds": 1.5}, {"rounds": 17},
+                                   {"tangent": "yes"}])
 def test_bad_steering_settings_are_one_line_errors(field: dict) -> None:
     from jaxpriv.errors import JaxprivError
 

@@ -32,8 +32,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.attacker = "redetect"  # celeba299: the attacker finds the face again ("clean": it does not)
     c.balance = False  # scale each recognizer's gradient to unit mean |g| before the sign
     c.weighting = "texture"  # or "sign": each pixel's step scaled by the local contrast
+    c.tangent = False  # at the budget each step keeps SSIM to first order (budget.tangent_to_ssim)
     c.ssim_target = 0.97  # each step's change projected back to face-box SSIM >= it (0: none)
     c.batch = 8
+    c.template_fraction = 0.0  # > 0: the template keeps this share of chip pixels (0: the model's)
     c.model_dir = ""  # '' = the shipped ckpt/mask_perturb_dlib (its template M)
     c.notes = ()  # extra sentences for the Reading section (e.g. the choice a sweep made)
     c.merge = ()  # JSON files of runs split over processes: only merge them into out_*

@@ -7,8 +7,11 @@ own Gaussian window, C₂ = (0.03·255)², p = :data:`TEXTURE_POWER`, clipped at
 and hair, brows and edges more), and :func:`project_to_ssim` scales each step's change back onto
 the budget inside the jitted loop (the largest α ∈ [0, 1] by bisection keeping the face box's SSIM
 ≥ the target, :func:`jaxpriv.metrics.region_ssim_jax`; the k-bit box is convex, so the scaled pad
-stays inside it). :func:`shrink_to_ssim` checks the final uint8 result in float64 and scales it
-once more if float32 rounding left it a hair short.
+stays inside it). :func:`tangent_to_ssim` (optional) spends the budget once it binds: a step then
+loses its component along −∇SSIM, so it moves the change to where SSIM forgives it instead of
+buying distance with SSIM the projection then takes back (projected gradient ascent on the
+constraint SSIM ≥ target). :func:`shrink_to_ssim` checks the final uint8 result in float64 and
+scales it once more if float32 rounding left it a hair short.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from jaxpriv.metrics import SSIM_RADIUS, region_ssim_jax, ssim
 TEXTURE_POWER = 3.0
 TEXTURE_CLIP = 6.0
 SSIM_SIDE = 2 * SSIM_RADIUS + 1  # the smallest face box SSIM's window fits
+TANGENT_SLACK = 0.002  # the budget binds once the region's SSIM is within this of the target
 
 
 def texture_weight(image: np.ndarray, mask: np.ndarray, power: float = TEXTURE_POWER,
@@ -116,3 +120,26 @@ def project_to_ssim(original: jax.Array, high: jax.Array, low: jax.Array, region
     a, _ = jax.lax.fori_loop(0, iters, halve, (jnp.zeros(n), jnp.ones(n)))
     alpha = jnp.where(fits(low), 1.0, a)
     return lo0 + alpha[:, None, None, None] * (low - lo0)
+
+
+def tangent_to_ssim(original: jax.Array, high: jax.Array, low: jax.Array, delta: jax.Array,
+                    mask: jax.Array, region: jax.Array, target: jax.Array,
+                    slack: float = TANGENT_SLACK) -> jax.Array:
+    """The step ``delta`` of the low bits ``low`` (float ``(N, H, W, C)``; ``mask``
+    ``(N, H, W, 1)``: the pixels it may move) without its component along −g, g = ∇ of the
+    region's SSIM at ``high + low`` restricted to the mask, for the images whose SSIM is below
+    ``target + slack`` and whose step lowers it (⟨delta, g⟩ < 0): to first order the step then
+    keeps SSIM. Other images, and empty regions, keep ``delta``."""
+    has = jnp.sum(region, axis=(1, 2, 3)) > 0
+    safe = jnp.where(has[:, None, None, None], region, 1.0)
+
+    def total(lo: jax.Array) -> tuple[jax.Array, jax.Array]:
+        s = region_ssim_jax(high + lo, original, safe)
+        return jnp.sum(s), s
+
+    g, s = jax.grad(total, has_aux=True)(low)
+    g = g * mask
+    dot = jnp.sum(delta * g, axis=(1, 2, 3))
+    coef = jnp.where(has & (s < target + slack) & (dot < 0),
+                     dot / (jnp.sum(g * g, axis=(1, 2, 3)) + 1e-30), 0.0)
+    return delta - coef[:, None, None, None] * g

@@ -30,7 +30,8 @@ against the neighbourhood of the clean geometry rather than one point of it.
 Visual budget (issue 20: face SSIM ≥ 0.97, :mod:`jaxpriv.masktpl.budget`): with
 ``weighting="texture"`` each pixel's step is scaled by the contrast SSIM forgives, and after every
 step the change is projected back to face-box SSIM ≥ ``ssim_target`` in the jitted loop, so the
-steps spend the budget instead of being cut after it.
+steps spend the budget instead of being cut after it; ``tangent``: once the budget binds, each step
+first loses its component along −∇SSIM (:func:`jaxpriv.masktpl.budget.tangent_to_ssim`).
 
 Start: the original (``"zero"``: pad 0) or the trained generator's pad (``"generator"``).
 The face's working image is the photo's own pixel grid, an axis-aligned crop holding every
@@ -57,6 +58,7 @@ from jaxpriv.masktpl.budget import (
     project_to_ssim,
     region_map,
     shrink_to_ssim,
+    tangent_to_ssim,
     texture_weight,
 )
 from jaxpriv.recognizers.base import embedding_distance
@@ -77,6 +79,7 @@ DEFAULT_BALANCE = False
 DEFAULT_FOCUS = 0.0
 DEFAULT_JITTER = 1.5
 DEFAULT_ROUNDS = 1
+DEFAULT_TANGENT = False
 REFIND_IOU = 0.3  # a face found again must overlap the steered one by more than this
 STARTS = ("zero", "generator")
 WEIGHTINGS = ("sign", "texture")
@@ -100,7 +103,8 @@ class Steering:
     member's chip at a random similarity moving its edge by ≤ ``jitter`` chip pixels per
     component (:func:`jitter_affines`; 0: the clean geometry); ``rounds`` > 1: after each run of
     steps the face is found again in the protected photo and the next run steers at the
-    geometry found (:func:`steer_rounds`)."""
+    geometry found (:func:`steer_rounds`); ``tangent``: at the budget each step keeps SSIM to
+    first order (:func:`jaxpriv.masktpl.budget.tangent_to_ssim`)."""
 
     recognizers: str = DEFAULT_RECOGNIZERS
     steps: int = DEFAULT_STEPS
@@ -114,6 +118,7 @@ class Steering:
     focus: float = DEFAULT_FOCUS
     jitter: float = DEFAULT_JITTER
     rounds: int = DEFAULT_ROUNDS
+    tangent: bool = DEFAULT_TANGENT
 
     def ensemble(self) -> Ensemble:
         """The loaded (cached) ensemble of :attr:`recognizers`."""
@@ -134,6 +139,8 @@ class Steering:
         if not (isinstance(self.rounds, int) and 1 <= self.rounds <= 16):
             raise JaxprivError(f"steering rounds must be an integer in [1, 16], "
                                f"got {self.rounds!r}")
+        if not isinstance(self.tangent, bool):
+            raise JaxprivError(f"steering tangent must be true or false, got {self.tangent!r}")
         if not 0.0 <= self.ssim_target < 1.0:
             raise JaxprivError(f"ssim_target must be in [0, 1), got {self.ssim_target!r}")
         return load_ensemble(self.recognizers)
@@ -193,18 +200,18 @@ def jitter_affines(affines: jax.Array, key: jax.Array, size: int, amount: float)
 
 
 @functools.partial(jax.jit, static_argnames=("ensemble", "k", "steps", "margin", "balance",
-                                             "direction", "focus", "jitter"))
+                                             "direction", "focus", "jitter", "tangent"))
 def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.Array,
            mask: jax.Array, affines: jax.Array, refs: Sequence[jax.Array], k: int, steps: int,
            margin: float, balance: bool, step: jax.Array, weight: jax.Array,
            original: jax.Array | None, region: jax.Array | None, ssim_target: jax.Array,
            direction: str, focus: float = 0.0, jitter: float = 0.0,
-           key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+           key: jax.Array | None = None, tangent: bool = False) -> tuple[jax.Array, jax.Array]:
     """The whole step loop as one ``lax.while_loop``: (best l, d_i/t_i ``(N, M)`` there), best
     = the visited l whose least-fooled member is furthest away (max of min_i min(d_i/t_i,
     margin); the earliest among ties). With a ``region``, each step's change is projected back
-    to region SSIM ≥ ``ssim_target``; ``jitter`` > 0: step i sees the chips at
-    :func:`jitter_affines` drawn from ``fold_in(key, i)``."""
+    to region SSIM ≥ ``ssim_target`` (``tangent``: after :func:`tangent_to_ssim`); ``jitter`` >
+    0: step i sees the chips at :func:`jitter_affines` drawn from ``fold_in(key, i)``."""
     taus = jnp.asarray(ensemble.taus, jnp.float32)
 
     def member(lo: jax.Array, affine: jax.Array, i: int) -> jax.Array:
@@ -244,8 +251,10 @@ def _steer(ensemble: Ensemble, params: Sequence[Any], high: jax.Array, low: jax.
         best = jnp.where(better[:, None, None, None], lo, best)
         best_score = jnp.where(better, score, best_score)
         best_rel = jnp.where(better[:, None], rel, best_rel)
-        moved = jnp.clip(lo + step * mask * weight * step_direction(grad, mask, direction),
-                         0.0, float(2**k - 1))
+        delta = step * mask * weight * step_direction(grad, mask, direction)
+        if region is not None and tangent:
+            delta = tangent_to_ssim(original, high, lo, delta, mask, region, ssim_target)
+        moved = jnp.clip(lo + delta, 0.0, float(2**k - 1))
         if region is not None:
             moved = project_to_ssim(original, high, moved, region, ssim_target)
         lo = jnp.where((~done & (i < steps))[:, None, None, None], moved, lo)
@@ -268,7 +277,8 @@ def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np
                 weight: np.ndarray | None = None, original: np.ndarray | None = None,
                 region: np.ndarray | None = None, ssim_target: float = 0.0,
                 direction: str = DEFAULT_DIRECTION, focus: float = DEFAULT_FOCUS,
-                jitter: float = DEFAULT_JITTER) -> tuple[np.ndarray, np.ndarray]:
+                jitter: float = DEFAULT_JITTER,
+                tangent: bool = DEFAULT_TANGENT) -> tuple[np.ndarray, np.ndarray]:
     """Steer working images: ``high`` float ``(N, H, W, 3)`` (the pixels with their k low bits
     cleared on the mask, the pixels themselves elsewhere), start ``low`` (k low bits, 0 off the
     mask), ``mask`` ``(N, H, W, 1)`` 0/1, member chip → working affines ``(N, M, 2, 3)``, clean
@@ -281,9 +291,10 @@ def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np
     step scale (:func:`texture_weight`; None: 1);
     ``original`` (the uint8-valued images), ``region`` (:func:`region_map`) and ``ssim_target``
     > 0: after every step the change is scaled back until the region's SSIM ≥ the target (the
-    budget is spent by the steps, not cut after them). Returns (the best visited l, rounded,
-    uint8-valued float: the one whose least-fooled member is furthest away; d_i/t_i ``(N, M)``
-    there)."""
+    budget is spent by the steps, not cut after them); ``tangent``: at the budget each step
+    first loses its SSIM-lowering component (:func:`tangent_to_ssim`). Returns (the best visited
+    l, rounded, uint8-valued float: the one whose least-fooled member is furthest away; d_i/t_i
+    ``(N, M)`` there)."""
     high, low, mask, affines = (jnp.asarray(a, jnp.float32) for a in (high, low, mask, affines))
     weight = jnp.ones_like(mask) if weight is None else jnp.asarray(weight, jnp.float32)
     project = original is not None and region is not None and ssim_target > 0
@@ -293,7 +304,7 @@ def steer_batch(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: np
                       jnp.asarray(original, jnp.float32) if project else None,
                       jnp.asarray(region, jnp.float32) if project else None,
                       jnp.float32(ssim_target), direction, float(focus), float(jitter),
-                      jax.random.key(0))
+                      jax.random.key(0), bool(tangent))
     return np.asarray(low), np.asarray(rel)
 
 
@@ -332,7 +343,8 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
                weighting: str = DEFAULT_WEIGHTING, ssim_target: float = DEFAULT_SSIM_TARGET,
                direction: str = DEFAULT_DIRECTION, focus: float = DEFAULT_FOCUS,
                jitter: float = DEFAULT_JITTER, rounds: int = DEFAULT_ROUNDS,
-               detector: str | None = None) -> tuple[np.ndarray, list[float]]:
+               detector: str | None = None,
+               tangent: bool = DEFAULT_TANGENT) -> tuple[np.ndarray, list[float]]:
     """Protected pixels of one face: uint8 ``image`` with the k low bits of the pixels in
     ``mask`` (bool ``(H, W)``) steered away from the face's identity, starting from ``start``
     (uint8, same shape: the original or the generator's protected image; equal to ``image`` off
@@ -341,8 +353,8 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
     :func:`shrink_to_ssim` (0: no budget), chips re-aligned at random by ``jitter`` (see
     :func:`steer_batch`); ``rounds`` > 1: between runs of steps the face is found again in
     the protected photo by ``detector`` (None: the one that found it, YuNet if it carries ArcFace
-    points, else HOG) and steered at that geometry (:func:`steer_rounds`). Returns (protected
-    image, d_i/t_i per member at the steered pad)."""
+    points, else HOG) and steered at that geometry (:func:`steer_rounds`); ``tangent``: see
+    :func:`steer_batch`. Returns (protected image, d_i/t_i per member at the steered pad)."""
     y0, y1, x0, x1 = working_box(image, face, ensemble, mask)
     h, w = y1 - y0, x1 - x0
     side = bucket(max(h, w))
@@ -378,7 +390,7 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
                             steps=steps, margin=margin, step=step, balance=balance,
                             weight=weight, original=crop(image).astype(np.float32),
                             region=region, ssim_target=ssim_target, direction=direction,
-                            focus=focus, jitter=jitter)
+                            focus=focus, jitter=jitter, tangent=tangent)
     out = pasted((high + low).astype(np.uint8))
     if ssim_target and min(rows.stop - rows.start, cols.stop - cols.start) >= SSIM_SIDE:
         out, _ = shrink_to_ssim(image, out, (rows, cols), ssim_target)

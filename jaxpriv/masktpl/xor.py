@@ -120,7 +120,7 @@ def protect_image(image: np.ndarray, faces: Sequence[Face], key: jax.Array, k: i
                                   steering.steps, steering.margin, steering.step,
                                   steering.balance, steering.weighting, steering.ssim_target,
                                   steering.direction, steering.focus, steering.jitter,
-                                  steering.rounds)
+                                  steering.rounds, tangent=steering.tangent)
     return protected, image ^ protected
 
 
