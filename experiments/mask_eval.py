@@ -248,6 +248,10 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         return result
     runs = check_runs(config.runs)
     attacker_of(config, "celeba299")  # a bad setting fails before any work
+    if not (isinstance(config.template_fraction, int | float)
+            and 0.0 <= config.template_fraction <= 1.0):
+        raise JaxprivError(f"config.template_fraction must be in (0, 1] (0: the model's own), "
+                           f"got {config.template_fraction!r}")
     if not config.datasets:
         raise JaxprivError("config.datasets is empty: give (name, faces folder) pairs")
     start = time.time()

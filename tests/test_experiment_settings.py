@@ -26,6 +26,18 @@ def test_mask_eval_refuses_empty_or_malformed_runs(runs: object) -> None:
         mask_eval.run(config, "unused")
 
 
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_mask_eval_refuses_a_template_fraction_outside_0_1(fraction: float) -> None:
+    from experiments import mask_eval
+    from experiments.configs.mask_eval import get_config
+
+    config = get_config()
+    config.template_fraction = fraction
+    config.figure = ""
+    with pytest.raises(JaxprivError, match="config.template_fraction"):
+        mask_eval.run(config, "unused")
+
+
 def test_main_prints_a_bad_setting_as_one_line(tmp_path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     res = subprocess.run([sys.executable, "-m", "experiments.main", "--config",
