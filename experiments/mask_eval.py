@@ -156,11 +156,8 @@ def protect_set(probes: list, model, k: int, steering: Steering,  # noqa: ANN001
             return moved
 
         low, _ = steer_rounds(high, low, m, aff, refs, k, ens, steering.rounds, realign,
-                              steps=steering.steps, margin=steering.margin, step=steering.step,
-                              balance=steering.balance, weight=weight, original=photos,
-                              region=region, ssim_target=steering.ssim_target,
-                              direction=steering.direction, focus=steering.focus,
-                              jitter=steering.jitter, tangent=steering.tangent)
+                              weight=weight, original=photos, region=region,
+                              **steering.batch_keywords())
         for (_, _, photo, face), steered in zip(chunk[:n], (high + low).astype(np.uint8),
                                                 strict=False):
             if steering.ssim_target:
@@ -189,9 +186,8 @@ def _rates(d_clean: np.ndarray, d_prot: np.ndarray, d_rest: np.ndarray, t: float
 
 def steering_of(config: ml_collections.ConfigDict, superposition: str) -> Steering:
     """The config's steering against ``superposition``."""
-    return Steering(superposition, config.steps, config.margin, config.start, config.step,
-                    config.balance, config.weighting, config.ssim_target, config.direction,
-                    config.focus, config.jitter, config.rounds, config.tangent)
+    fields = [f.name for f in dataclasses.fields(Steering) if f.name != "recognizers"]
+    return Steering(superposition, **{f: config[f] for f in fields})
 
 
 def attacker_of(config: ml_collections.ConfigDict, name: str) -> str:

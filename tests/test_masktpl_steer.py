@@ -54,7 +54,7 @@ def test_steering_moves_away_inside_template_and_box() -> None:
     rec = load_ensemble("dlib_resnet").members[0]
     pad, mask = xor.face_pads(tiny_model(), image, faces, jax.random.key(0), k)[0]
     steered, rel = steer.steer_face(image, faces[0], mask, image, k,
-                                    load_ensemble("dlib_resnet"), steps=3, margin=9.0)
+                                    steer.Steering("dlib_resnet", steps=3, margin=9.0))
     changed = np.any(steered != image, axis=-1)
     assert changed.any() and not changed[~mask].any()
     np.testing.assert_array_equal(xor.high_bits(steered, k), xor.high_bits(image, k))
@@ -107,7 +107,8 @@ def test_faces_of_another_size_share_one_compilation() -> None:
     for photo, face in photos:
         mask = np.zeros(photo.shape[:2], bool)
         mask[int(face.box[1]):int(face.box[3]), int(face.box[0]):int(face.box[2])] = True
-        out, rel = steer.steer_face(photo, face, mask, photo, 2, ens, steps=1, margin=9.25)
+        out, rel = steer.steer_face(photo, face, mask, photo, 2,
+                                    steer.Steering("dlib_resnet", steps=1, margin=9.25))
         assert np.all(np.abs(out.astype(int) - photo) < 4) and len(rel) == 1
     assert steer._steer._cache_size() == before + 1
 
@@ -157,8 +158,8 @@ def test_steered_face_meets_the_ssim_target_and_restores() -> None:
     image, faces = obama()
     k = 4
     _, mask = xor.face_pads(tiny_model(), image, faces, jax.random.key(0), k)[0]
-    steered, _ = steer.steer_face(image, faces[0], mask, image, k, load_ensemble("dlib_resnet"),
-                                  steps=6, margin=9.0, step=2.0, ssim_target=0.985)
+    steered, _ = steer.steer_face(image, faces[0], mask, image, k, steer.Steering(
+        "dlib_resnet", steps=6, margin=9.0, step=2.0, ssim_target=0.985))
     region = budget.face_box_region(faces[0], image.shape)
     assert np.any(steered != image)
     assert ssim(steered[region], image[region]) >= 0.985
@@ -177,13 +178,11 @@ def test_steps_spend_the_ssim_budget_inside_the_loop(monkeypatch: pytest.MonkeyP
     image, faces = obama()
     k, target = 4, 0.985
     _, mask = xor.face_pads(tiny_model(), image, faces, jax.random.key(0), k)[0]
-    ens = load_ensemble("dlib_resnet")
     region = budget.face_box_region(faces[0], image.shape)
     monkeypatch.setattr(steer, "shrink_to_ssim", lambda o, c, r, t: (c, 1.0))
-    free, _ = steer.steer_face(image, faces[0], mask, image, k, ens, steps=6, margin=9.0,
-                               step=3.0, ssim_target=0.0, direction="sign", jitter=0.0)
-    held, _ = steer.steer_face(image, faces[0], mask, image, k, ens, steps=6, margin=9.0,
-                               step=3.0, ssim_target=target, direction="sign", jitter=0.0)
+    free, held = (steer.steer_face(image, faces[0], mask, image, k, steer.Steering(
+        "dlib_resnet", steps=6, margin=9.0, step=3.0, ssim_target=t, direction="sign",
+        jitter=0.0))[0] for t in (0.0, target))
     assert ssim(free[region], image[region]) < target - 0.01
     assert target - 2e-3 <= ssim(held[region], image[region]) < target + 5e-3
     np.testing.assert_array_equal(xor.high_bits(held, k), xor.high_bits(image, k))
@@ -330,12 +329,12 @@ def test_jittered_steering_is_reproducible_and_sees_other_geometries() -> None:
     """With jitter the pad is a fixed function of the inputs (same pad twice), and the steps see
     other geometries than the clean one (a pad different from jitter 0's)."""
     image, faces = obama()
-    ens = load_ensemble("dlib_resnet")
     mask = np.zeros(image.shape[:2], bool)
     x0, y0, x1, y1 = (int(v) for v in faces[0].box)
     mask[y0:y1, x0:x1] = True
-    runs = [steer.steer_face(image, faces[0], mask, image, 3, ens, steps=2, margin=9.0,
-                             ssim_target=0.0, jitter=j)[0] for j in (2.0, 2.0, 0.0)]
+    runs = [steer.steer_face(image, faces[0], mask, image, 3, steer.Steering(
+        "dlib_resnet", steps=2, margin=9.0, ssim_target=0.0, jitter=j))[0]
+        for j in (2.0, 2.0, 0.0)]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
 
@@ -363,8 +362,8 @@ def test_rounds_steer_again_where_the_face_is_found_in_the_protected_photo(monke
 
     monkeypatch.setattr(steer, "steer_batch", recording)
     monkeypatch.setattr(steer, "refind_face", spying)
-    out, _ = steer.steer_face(image, faces[0], mask, image, 3, ens, steps=2, margin=9.0,
-                              ssim_target=0.0, jitter=0.0, rounds=3)
+    out, _ = steer.steer_face(image, faces[0], mask, image, 3, steer.Steering(
+        "dlib_resnet", steps=2, margin=9.0, ssim_target=0.0, jitter=0.0, rounds=3))
     assert len(runs) == 3 and len(found) == 2
     assert [d for _, _, d in found] == ["yunet", "yunet"]
     photo, again, _ = found[0]

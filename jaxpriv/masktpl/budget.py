@@ -97,18 +97,23 @@ def region_map(regions: Sequence[tuple[slice, slice]], shape: tuple[int, int]) -
     return out
 
 
+def _nonempty(region: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(which images have a non-empty region ``(N,)``, the region with empty ones replaced by all
+    ones so that SSIM stays defined there)."""
+    has = jnp.sum(region, axis=(1, 2, 3)) > 0
+    return has, jnp.where(has[:, None, None, None], region, 1.0)
+
+
 def project_to_ssim(original: jax.Array, high: jax.Array, low: jax.Array, region: jax.Array,
                      target: jax.Array, iters: int = 6) -> jax.Array:
     """Low bits ``l0 + α·(low − l0)`` (l0: the original's) with the largest α ∈ [0, 1] of
     ``iters`` bisection steps keeping the region's SSIM (at the rounded pixels) ≥ ``target``;
     α = 1 where it already holds or the region is empty. The k-bit box is convex: it stays in it."""
     lo0 = original - high
-    has = jnp.sum(region, axis=(1, 2, 3)) > 0
+    has, safe = _nonempty(region)
 
     def fits(lo: jax.Array) -> jax.Array:
-        return ~has | (region_ssim_jax(high + jnp.round(lo), original,
-                                       jnp.where(has[:, None, None, None], region, 1.0))
-                       >= target)
+        return ~has | (region_ssim_jax(high + jnp.round(lo), original, safe) >= target)
 
     def halve(_: int, bounds: tuple) -> tuple:
         a, b = bounds
@@ -130,8 +135,7 @@ def tangent_to_ssim(original: jax.Array, high: jax.Array, low: jax.Array, delta:
     region's SSIM at ``high + low`` restricted to the mask, for the images whose SSIM is below
     ``target + slack`` and whose step lowers it (⟨delta, g⟩ < 0): to first order the step then
     keeps SSIM. Other images, and empty regions, keep ``delta``."""
-    has = jnp.sum(region, axis=(1, 2, 3)) > 0
-    safe = jnp.where(has[:, None, None, None], region, 1.0)
+    has, safe = _nonempty(region)
 
     def total(lo: jax.Array) -> tuple[jax.Array, jax.Array]:
         s = region_ssim_jax(high + lo, original, safe)

@@ -145,6 +145,14 @@ class Steering:
             raise JaxprivError(f"ssim_target must be in [0, 1), got {self.ssim_target!r}")
         return load_ensemble(self.recognizers)
 
+    def batch_keywords(self) -> dict[str, Any]:
+        """The keywords of :func:`steer_batch` this steering sets (all but the images, the
+        per-pixel weight and the SSIM region)."""
+        return {"steps": self.steps, "margin": self.margin, "step": self.step,
+                "balance": self.balance, "ssim_target": self.ssim_target,
+                "direction": self.direction, "focus": self.focus, "jitter": self.jitter,
+                "tangent": self.tangent}
+
 
 def working_box(image: np.ndarray, face: Face, ensemble: Ensemble,
                 extra: np.ndarray | None = None) -> tuple[int, int, int, int]:
@@ -338,23 +346,19 @@ def steer_rounds(high: np.ndarray, low: np.ndarray, mask: np.ndarray, affines: n
 
 
 def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarray, k: int,
-               ensemble: Ensemble, steps: int = DEFAULT_STEPS, margin: float = DEFAULT_MARGIN,
-               step: float = DEFAULT_STEP, balance: bool = DEFAULT_BALANCE,
-               weighting: str = DEFAULT_WEIGHTING, ssim_target: float = DEFAULT_SSIM_TARGET,
-               direction: str = DEFAULT_DIRECTION, focus: float = DEFAULT_FOCUS,
-               jitter: float = DEFAULT_JITTER, rounds: int = DEFAULT_ROUNDS,
-               detector: str | None = None,
-               tangent: bool = DEFAULT_TANGENT) -> tuple[np.ndarray, list[float]]:
+               steering: Steering, detector: str | None = None,
+               ) -> tuple[np.ndarray, list[float]]:
     """Protected pixels of one face: uint8 ``image`` with the k low bits of the pixels in
-    ``mask`` (bool ``(H, W)``) steered away from the face's identity, starting from ``start``
-    (uint8, same shape: the original or the generator's protected image; equal to ``image`` off
-    the mask), steps along ``direction`` scaled by ``weighting``, each step's change projected
-    back to face-box SSIM ≥ ``ssim_target`` and the result checked exactly by
-    :func:`shrink_to_ssim` (0: no budget), chips re-aligned at random by ``jitter`` (see
-    :func:`steer_batch`); ``rounds`` > 1: between runs of steps the face is found again in
-    the protected photo by ``detector`` (None: the one that found it, YuNet if it carries ArcFace
-    points, else HOG) and steered at that geometry (:func:`steer_rounds`); ``tangent``: see
-    :func:`steer_batch`. Returns (protected image, d_i/t_i per member at the steered pad)."""
+    ``mask`` (bool ``(H, W)``) steered away from the face's identity as ``steering`` says,
+    starting from ``start`` (uint8, same shape: the original or the generator's protected image;
+    equal to ``image`` off the mask): steps scaled by its weighting, each step's change projected
+    back to face-box SSIM ≥ its ``ssim_target`` and the result checked exactly by
+    :func:`shrink_to_ssim` (0: no budget; the other fields: :func:`steer_batch`); ``rounds`` > 1:
+    between runs of steps the face is found again in the protected photo by ``detector`` (None:
+    the one that found it, YuNet if it carries ArcFace points, else HOG) and steered at that
+    geometry (:func:`steer_rounds`). Returns (protected image, d_i/t_i per member at the
+    steered pad)."""
+    ensemble = steering.ensemble()
     y0, y1, x0, x1 = working_box(image, face, ensemble, mask)
     h, w = y1 - y0, x1 - x0
     side = bucket(max(h, w))
@@ -366,7 +370,7 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
         return out[None]
 
     high, low, m = working_arrays(crop(image), crop(start), crop(mask), k)
-    weight = texture_weight(crop(image), crop(mask)) if weighting == "texture" else None
+    weight = texture_weight(crop(image), crop(mask)) if steering.weighting == "texture" else None
     refs = [e[None] for e in clean_embeddings(ensemble, image, face)]
     affines = chip_affines(image, face, ensemble, shift)[None]
     rows, cols = face_box_region(face, image.shape)
@@ -386,14 +390,12 @@ def steer_face(image: np.ndarray, face: Face, mask: np.ndarray, start: np.ndarra
         again = refind_face(photo, face, detector)
         return current if again is None else chip_affines(photo, again, ensemble, shift)[None]
 
-    low, rel = steer_rounds(high, low, m, affines, refs, k, ensemble, rounds, realign,
-                            steps=steps, margin=margin, step=step, balance=balance,
+    low, rel = steer_rounds(high, low, m, affines, refs, k, ensemble, steering.rounds, realign,
                             weight=weight, original=crop(image).astype(np.float32),
-                            region=region, ssim_target=ssim_target, direction=direction,
-                            focus=focus, jitter=jitter, tangent=tangent)
+                            region=region, **steering.batch_keywords())
     out = pasted((high + low).astype(np.uint8))
-    if ssim_target and min(rows.stop - rows.start, cols.stop - cols.start) >= SSIM_SIDE:
-        out, _ = shrink_to_ssim(image, out, (rows, cols), ssim_target)
+    if steering.ssim_target and min(rows.stop - rows.start, cols.stop - cols.start) >= SSIM_SIDE:
+        out, _ = shrink_to_ssim(image, out, (rows, cols), steering.ssim_target)
     return out, [float(v) for v in rel[0]]
 
 

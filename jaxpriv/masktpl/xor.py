@@ -116,11 +116,7 @@ def protect_image(image: np.ndarray, faces: Sequence[Face], key: jax.Array, k: i
         from jaxpriv.masktpl.steer import steer_face
 
         start = protected ^ face_pad if steering.start == "generator" else protected
-        protected, _ = steer_face(protected, face, mask, start, k, steering.ensemble(),
-                                  steering.steps, steering.margin, steering.step,
-                                  steering.balance, steering.weighting, steering.ssim_target,
-                                  steering.direction, steering.focus, steering.jitter,
-                                  steering.rounds, tangent=steering.tangent)
+        protected, _ = steer_face(protected, face, mask, start, k, steering)
     return protected, image ^ protected
 
 
