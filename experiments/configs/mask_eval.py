@@ -21,7 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
     # (k, superposition): both recognizers at every k; each held out in turn at the default k
     c.runs = ((4, "dlib_resnet,sface:3"), (3, "dlib_resnet,sface:3"), (2, "dlib_resnet,sface:3"),
               (4, "dlib_resnet"), (4, "sface"))
-    c.steps = 24
+    c.steps = 36
     c.margin = 2.5
     c.start = "zero"  # or "generator"
     c.step = 2.0  # grey levels per step (times the direction and the weighting)

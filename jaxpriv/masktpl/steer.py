@@ -72,7 +72,7 @@ from jaxpriv.recognizers.ensemble import (
 
 SIZES = (128, 192, 256, 384, 512, 768, 1024)
 DEFAULT_RECOGNIZERS = "dlib_resnet,sface:3"
-DEFAULT_STEPS = 24
+DEFAULT_STEPS = 36
 DEFAULT_MARGIN = 2.5
 DEFAULT_STEP = 2.0
 DEFAULT_BALANCE = False
