@@ -265,6 +265,21 @@ def test_bad_steering_settings_are_one_line_errors(field: dict) -> None:
         steer.Steering(**field).ensemble()
 
 
+def test_every_steering_field_reaches_the_steps() -> None:
+    """Each Steering field is either a keyword of steer_batch (batch_keywords, with its value) or
+    one steer_face / protect_image reads itself: a field added later cannot be silently dropped."""
+    import dataclasses
+    import inspect
+
+    s = steer.Steering("sface", steps=5, margin=1.5, step=3.0, ssim_target=0.9, focus=0.2,
+                       jitter=0.5, tangent=True, direction="sign", balance=True)
+    kw = s.batch_keywords()
+    assert set(kw) <= set(inspect.signature(steer.steer_batch).parameters)
+    assert all(kw[f] == getattr(s, f) for f in kw)
+    read_elsewhere = {"recognizers", "start", "weighting", "rounds"}
+    assert set(kw) | read_elsewhere == {f.name for f in dataclasses.fields(steer.Steering)}
+
+
 def test_the_loop_returns_its_best_visited_pad() -> None:
     """The loop returns the visited pad whose least-fooled member is furthest away, not the last:
     a toy member whose distance peaks inside the 4-bit box (d = 2|sin(ω·mean/2)|), a sign step of
